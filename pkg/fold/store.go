@@ -93,8 +93,9 @@ type Reader interface {
 type Store interface {
 	Reader
 	// Apply writes muts and then st in one atomic step. It returns ErrCursorRegression if
-	// st.Cursor is below the current cursor, ErrClosed after Close, or a wrapped I/O error
-	// (after which the store's in-memory view is unchanged).
+	// st.Cursor is below the current cursor while st.Resyncing is false (a resync may restart
+	// the cursor, e.g. after the bucket was recreated), ErrClosed after Close, or a wrapped
+	// I/O error (after which the store's in-memory view is unchanged).
 	Apply(muts []Mutation, st State) error
 	// Snapshot returns a consistent point-in-time view that later Applies do not change.
 	// The caller must Close it.
