@@ -1,0 +1,173 @@
+# Slipstream Makefile (kubebuilder layout). `make help` lists the targets.
+#
+# Tool versions are pinned in hack/versions.env (one place). Tools are built once per version
+# into ${XDG_CACHE_HOME:-$HOME/.cache}/slipstream/tools/ (outside the clone, so fresh clones and
+# CI on the same machine reuse them) and linked into ./bin by hack/tool.sh.
+
+include hack/versions.env
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+# Options are set to exit when a recipe line exits non-zero or a piped command fails.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+GO ?= go
+LOCALBIN ?= $(CURDIR)/bin
+export LOCALBIN
+
+## Tool binaries (symlinks into the version cache, made by `make tools` / hack/tool.sh).
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+NATS_SERVER ?= $(LOCALBIN)/nats-server
+NATS ?= $(LOCALBIN)/nats
+
+## Test knobs.
+# Whole-suite timeout for one package's tests (go test -timeout).
+TEST_TIMEOUT ?= 20m
+# Extra flags for every go test run, e.g. GOTEST_FLAGS=-race or GOTEST_FLAGS=-v.
+GOTEST_FLAGS ?=
+# How long `make test` runs each fuzz target (go test -fuzztime).
+FUZZTIME ?= 10s
+# How many iterations (or how long) `make bench` runs each benchmark (go test -benchtime).
+BENCHTIME ?= 1x
+
+# Binaries are static so they can be packed into images without a libc.
+BUILD_CGO_ENABLED ?= 0
+
+.PHONY: all
+all: build
+
+##@ General
+
+# The help target prints out all targets with their descriptions organized
+# beneath their categories. The categories are represented by '##@' and the
+# target descriptions by '##'.
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: fmt
+fmt: ## Run go fmt against code.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet against code.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (config: .golangci.yml).
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: lint-fix
+lint-fix: golangci-lint ## Run golangci-lint and apply its fixes (including gofmt/goimports).
+	$(GOLANGCI_LINT) run --fix ./...
+
+.PHONY: lint-config
+lint-config: golangci-lint ## Verify .golangci.yml against the linter's schema.
+	$(GOLANGCI_LINT) config verify
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC (config/crd/bases, config/rbac) from markers.
+	@if ! ls api/*/*_types.go >/dev/null 2>&1; then \
+		echo "manifests: no API types yet (api/<version>/*_types.go): nothing to generate"; \
+	else \
+		set -x; $(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases; \
+	fi
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go) from markers.
+	@if ! ls api/*/*_types.go >/dev/null 2>&1; then \
+		echo "generate: no API types yet (api/<version>/*_types.go): nothing to generate"; \
+	else \
+		set -x; $(CONTROLLER_GEN) object paths="./api/..."; \
+	fi
+
+.PHONY: test
+test: test-unit test-integration test-fuzz ## Run every test tier: unit, integration (real embedded nats-server), fuzz seeds + short fuzzing.
+
+.PHONY: test-unit
+test-unit: ## Fast loop: go test -short ./... (skips the slow tests).
+	$(GO) test -short -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
+
+.PHONY: test-integration
+test-integration: ## All go tests, including the slow ones against a real (embedded) nats-server.
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
+
+.PHONY: test-fuzz
+test-fuzz: ## Run every Fuzz* target for FUZZTIME (default 10s) each.
+	FUZZTIME=$(FUZZTIME) GO=$(GO) hack/fuzz.sh
+
+.PHONY: test-race
+test-race: ## All go tests under the race detector (slower; needs cgo).
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
+
+.PHONY: bench
+bench: ## Run every benchmark once (BENCHTIME=1x); SLIPSTREAM_BENCH_KEYS is passed through.
+	BENCHTIME=$(BENCHTIME) GO=$(GO) $(if $(SLIPSTREAM_BENCH_KEYS),SLIPSTREAM_BENCH_KEYS=$(SLIPSTREAM_BENCH_KEYS)) hack/bench.sh
+
+##@ Build
+
+# Binaries under ./cmd; a command whose directory does not exist yet is skipped.
+COMMANDS ?= agent manager
+
+.PHONY: build
+build: ## Build bin/agent and bin/manager (static; skips commands not written yet).
+	@mkdir -p $(LOCALBIN)
+	@for c in $(COMMANDS); do \
+		if [ -d cmd/$$c ]; then \
+			echo "CGO_ENABLED=$(BUILD_CGO_ENABLED) $(GO) build -o $(LOCALBIN)/$$c ./cmd/$$c"; \
+			CGO_ENABLED=$(BUILD_CGO_ENABLED) $(GO) build -o $(LOCALBIN)/$$c ./cmd/$$c; \
+		else \
+			echo "build: ./cmd/$$c does not exist yet: skipping bin/$$c"; \
+		fi; \
+	done
+
+##@ Demo
+
+.PHONY: demo
+demo: ## Run the demo: a local nats-server, a bucket and an agent folding it (hack/demo.sh).
+	@test -f hack/demo.sh || { echo "demo: hack/demo.sh does not exist yet (it arrives with the agent)" >&2; exit 1; }
+	$(MAKE) build nats-server nats
+	NATS_SERVER=$(NATS_SERVER) NATS=$(NATS) LOCALBIN=$(LOCALBIN) bash hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop the demo and remove what it started (hack/demo-down.sh).
+	@test -f hack/demo-down.sh || { echo "demo-down: hack/demo-down.sh does not exist yet (it arrives with the agent)" >&2; exit 1; }
+	LOCALBIN=$(LOCALBIN) bash hack/demo-down.sh
+
+##@ Tools
+
+.PHONY: tools
+tools: controller-gen golangci-lint nats-server nats ## Build (once per version) and link every pinned tool into ./bin.
+
+.PHONY: controller-gen
+controller-gen: ## Ensure bin/controller-gen (CONTROLLER_TOOLS_VERSION).
+	@hack/tool.sh controller-gen >/dev/null
+
+.PHONY: golangci-lint
+golangci-lint: ## Ensure bin/golangci-lint (GOLANGCI_LINT_VERSION).
+	@hack/tool.sh golangci-lint >/dev/null
+
+.PHONY: nats-server
+nats-server: ## Ensure bin/nats-server (NATS_SERVER_VERSION), for end-to-end tests and the demo.
+	@hack/tool.sh nats-server >/dev/null
+
+.PHONY: nats
+nats: ## Ensure bin/nats, the NATS CLI (NATSCLI_VERSION).
+	@hack/tool.sh nats >/dev/null
+
+.PHONY: k8s-assets
+k8s-assets: ## Build etcd + Kubernetes binaries into bin/k8s (slow the first time; not used yet).
+	hack/k8s-assets.sh
+
+.PHONY: versions
+versions: ## Print the pinned tool versions.
+	@grep -E '^[A-Z_]+=' hack/versions.env
+
+##@ Cleanup
+
+.PHONY: clean
+clean: ## Remove ./bin (the tool cache outside the clone is kept).
+	rm -rf $(LOCALBIN)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# hack/fuzz.sh [PKG...]: run every Fuzz* target of the given packages (default ./...) for
+# FUZZTIME (default 10s) each, one `go test -fuzz` run per target (go test fuzzes one target
+# of one package at a time). The seed corpora already run as plain tests in `make test`; this
+# adds a short bounded fuzzing pass. A crasher is written to the package's testdata/fuzz/ by
+# go test: commit it, it becomes a regression test.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+# shellcheck source=lib-gotest.sh
+source hack/lib-gotest.sh
+
+fuzztime="${FUZZTIME:-10s}"
+targets="$(list_funcs '^Fuzz' "$@")"
+if [[ -z "$targets" ]]; then
+	echo "fuzz: no Fuzz* targets in the tree yet: nothing to fuzz"
+	exit 0
+fi
+count=$(wc -l <<<"$targets")
+echo "fuzz: ${count} target(s), ${fuzztime} each"
+while read -r pkg fn; do
+	echo "fuzz: ${pkg} ${fn}"
+	"${GO:-go}" test -count=1 -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg" </dev/null
+done <<<"$targets"
