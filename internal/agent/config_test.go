@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseRunDefaultsEnvAndPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ParseRun([]string{"--nats-url", "nats://127.0.0.1:4222", "--bucket", "cfg", "--data-dir", dir}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != DefaultListen || c.Backend != "pebble" || c.BatchWindow != 10*time.Millisecond || c.BatchMax != 100 || c.Prefixes != nil {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = ParseRun([]string{"--bucket", "flagwins", "--prefix", "b."}, env(map[string]string{
+		"SLIPSTREAM_NATS_URL": "nats://a:1,tls://b:2", "SLIPSTREAM_BUCKET": "envloses", "SLIPSTREAM_DATA_DIR": dir,
+		"SLIPSTREAM_PREFIX": "ignored.", "SLIPSTREAM_BACKEND": "memory", "SLIPSTREAM_BATCH_MAX": "7",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bucket != "flagwins" || !reflect.DeepEqual(c.NATSURLs, []string{"nats://a:1", "tls://b:2"}) || c.Backend != "memory" || c.BatchMax != 7 || !reflect.DeepEqual(c.Prefixes, []string{"b."}) {
+		t.Fatalf("precedence: %+v", c)
+	}
+	c, err = ParseRun([]string{"--data-dir", dir}, env(map[string]string{"SLIPSTREAM_PREFIX": "x., y."}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--nats-url is required") {
+		t.Fatalf("missing nats url: %v", err)
+	}
+	_ = c
+}
+
+const manifest = `apiVersion: slipstream.dev/v1alpha1
+kind: KVFold
+metadata:
+  name: edge-config
+spec:
+  nats:
+    urls: ["nats://n1:4222", "nats://n2:4222"]
+  bucket: config
+  scope:
+    prefixes: ["route.", "cert."]
+  backend:
+    type: memory
+  batch:
+    window: 25ms
+    maxUpdates: 500
+  placement:
+    nodeSelector: {edge: "true"}
+`
+
+func TestParseRunFoldFile(t *testing.T) {
+	dir := t.TempDir()
+	ff := filepath.Join(dir, "kvfold.yaml")
+	if err := os.WriteFile(ff, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseRun([]string{"--fold-file", ff, "--data-dir", dir, "--batch-max", "9"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{NATSURLs: []string{"nats://n1:4222", "nats://n2:4222"}, Bucket: "config", Prefixes: []string{"cert.", "route."},
+		Backend: "memory", DataDir: dir, Listen: DefaultListen, BatchWindow: 25 * time.Millisecond, BatchMax: 9,
+		RateLimit: DefaultRateLimit, MaxWatchers: DefaultMaxWatchers, WatchRing: DefaultWatchRing, LogLevel: "info", LogFormat: "text", FoldFile: ff}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("fold file:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+// TestParseRunRejects is the table of invalid configurations: each gets a ConfigError whose
+// message names the problem.
+func TestParseRunRejects(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("apiVersion: [unclosed"), 0o600)
+	wrongKind := filepath.Join(dir, "kind.yaml")
+	os.WriteFile(wrongKind, []byte("apiVersion: v1\nkind: ConfigMap\n"), 0o600)
+	exportFold := filepath.Join(dir, "export.yaml")
+	os.WriteFile(exportFold, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  export:\n    url: s3://x\n"), 0o600)
+	badWindow := filepath.Join(dir, "window.yaml")
+	os.WriteFile(badWindow, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  batch:\n    window: soon\n"), 0o600)
+
+	base := []string{"--nats-url", "nats://127.0.0.1:4222", "--bucket", "b", "--data-dir", dir}
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
+		{"positional", []string{"extra"}, nil, `unexpected argument "extra"`},
+		{"no nats url", []string{"--bucket", "b", "--data-dir", dir}, nil, "--nats-url is required"},
+		{"bad scheme", []string{"--nats-url", "http://x:1"}, nil, "scheme must be nats, tls, ws or wss"},
+		{"no host", []string{"--nats-url", "nats://:4222"}, nil, "no host"},
+		{"bad port", []string{"--nats-url", "nats://h:99999"}, nil, `bad port "99999"`},
+		{"empty url in list", []string{"--nats-url", "nats://a:1,,nats://b:2"}, nil, "empty URL in list"},
+		{"password not echoed", []string{"--nats-url", "http://user:hunter2@h:1"}, nil, "redacted"},
+		{"no bucket", []string{"--nats-url", "nats://h:1", "--data-dir", dir}, nil, "--bucket is required"},
+		{"bad bucket", []string{"--bucket", "a.b"}, nil, `invalid character '.'`},
+		{"unknown backend", []string{"--backend", "rocksdb"}, nil, `--backend "rocksdb": unknown backend`},
+		{"no data dir", []string{"--nats-url", "nats://h:1", "--bucket", "b"}, nil, "--data-dir is required"},
+		{"data dir is file", []string{"--data-dir", file}, nil, "not a directory"},
+		{"listen no port", []string{"--listen", "127.0.0.1"}, nil, "want host:port"},
+		{"listen bad port", []string{"--listen", "127.0.0.1:http2"}, nil, `bad port "http2"`},
+		{"listen bad host", []string{"--listen", "bad host:80"}, nil, "bad host"},
+		{"prefix no dot", []string{"--prefix", "route"}, nil, `must end with "."`},
+		{"prefix bad char", []string{"--prefix", "a b."}, nil, "invalid character"},
+		{"prefix empty token", []string{"--prefix", "a..b."}, nil, "empty token"},
+		{"prefix overlap", []string{"--prefix", "a.", "--prefix", "a.b."}, nil, "overlap"},
+		{"prefix twice", []string{"--prefix", "a.", "--prefix", "a."}, nil, "given twice"},
+		{"prefix overlap env", nil, map[string]string{"SLIPSTREAM_PREFIX": "x.,x.y."}, "overlap"},
+		{"batch window", []string{"--batch-window", "fast"}, nil, "not a duration"},
+		{"batch window range", []string{"--batch-window", "1m"}, nil, "out of range"},
+		{"batch max", []string{"--batch-max", "0"}, nil, "--batch-max 0: out of range"},
+		{"batch max int", []string{"--batch-max", "ten"}, nil, "not an integer"},
+		{"creds unreadable", []string{"--creds-file", filepath.Join(dir, "nope.creds")}, nil, "--creds-file"},
+		{"creds empty", []string{"--creds-file", empty}, nil, "empty file"},
+		{"creds dir", []string{"--creds-file", dir}, nil, "is a directory"},
+		{"token empty", []string{"--token-file", empty}, nil, "--token-file"},
+		{"export url", []string{"--export-url", "s3://bucket"}, nil, "exports not available yet"},
+		{"export interval env", nil, map[string]string{"SLIPSTREAM_EXPORT_INTERVAL": "1h"}, "exports not available yet"},
+		{"rate limit", []string{"--rate-limit", "-1"}, nil, "--rate-limit"},
+		{"log level", []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"fold file missing", []string{"--fold-file", filepath.Join(dir, "none.yaml")}, nil, "--fold-file"},
+		{"fold file yaml", []string{"--fold-file", badYAML}, nil, "not a valid KVFold manifest"},
+		{"fold file kind", []string{"--fold-file", wrongKind}, nil, "want slipstream.dev/v1alpha1/KVFold"},
+		{"fold file export", []string{"--fold-file", exportFold}, nil, "exports not available yet"},
+		{"fold file window", []string{"--fold-file", badWindow}, nil, "spec.batch.window"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append(append([]string(nil), base...), c.args...)
+			if c.name == "no nats url" || c.name == "no bucket" || c.name == "no data dir" {
+				args = c.args
+			}
+			_, err := ParseRun(args, env(c.env), io.Discard)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a ConfigError", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %q, want it to contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error leaks a password: %q", err)
+			}
+		})
+	}
+}
+
+func TestParseRunHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := ParseRun([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, errHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, s := range []string{"--nats-url", "SLIPSTREAM_NATS_URL", "Exit codes", "--fold-file"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("help lacks %q", s)
+		}
+	}
+}

@@ -1,0 +1,17 @@
+// Package agent is the node agent runtime: one process per fold that keeps the fold in sync
+// with its NATS JetStream KV bucket and serves it to the applications on the node.
+//
+// The pieces, one file (or a few) per concern:
+//
+//   - cli.go, exitcode.go: the command line (run, dump, inspect, verify) and its exit codes.
+//   - config.go, foldfile.go: flags, SLIPSTREAM_* environment variables and KVFold manifests,
+//     validated into a Config with one specific error per problem.
+//   - agent.go, lifecycle.go: the runtime (open store, connect, run the applied-watch loop,
+//     retry with jittered backoff) and the phase state machine
+//     (Opening -> CatchingUp -> Live, Degraded) driven by the loop's Observer.
+//   - server.go, api_*.go: the local read API (status, keys, range, watch, health, metrics)
+//     with bearer-token auth and request limits.
+//   - ring.go: the bounded in-memory ring of applied updates behind /v1/watch.
+//   - metrics.go: the slipstream_* Prometheus metrics.
+//   - offline.go: dump, inspect and verify over a data directory without NATS.
+package agent
