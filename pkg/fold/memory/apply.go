@@ -1,0 +1,68 @@
+package memory
+
+import (
+	"fmt"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
+)
+
+// Apply appends muts and a CURSOR record for st to the log as one group (fsynced with
+// SyncEveryApply), then publishes the new view. Errors: fold.ErrCursorRegression,
+// storekit.ErrInvalidMutation, fold.ErrClosed, or a wrapped I/O error after which the view
+// is unchanged; if the log could not be restored to its previous end, later Applies fail
+// too until the store is reopened.
+func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
+	if err := s.guard.Acquire(); err != nil {
+		return err
+	}
+	defer s.guard.Release()
+	if err := storekit.CheckMutations(muts); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return fmt.Errorf("apply: log unusable after an earlier write failure: %w", s.broken)
+	}
+	if st.Cursor < s.st.Cursor {
+		return fmt.Errorf("apply: %w: cursor %d is below %d", fold.ErrCursorRegression, st.Cursor, s.st.Cursor)
+	}
+	var buf []byte
+	for _, m := range muts {
+		buf = appendMutation(buf, m)
+	}
+	buf = appendCursor(buf, st)
+	if err := s.append(buf); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	for _, m := range muts {
+		s.counts.apply(s.w, m)
+	}
+	s.st = st
+	s.publish()
+	s.maybeCompact()
+	return nil
+}
+
+// append writes buf at the log's end and syncs per the options. On failure it cuts the
+// log back to its previous end, so a half-written group never precedes later ones.
+func (s *Store) append(buf []byte) error {
+	end := s.size.Load()
+	_, err := s.f.WriteAt(buf, end)
+	if err == nil && s.opts.Sync == SyncEveryApply {
+		err = s.f.Sync()
+	}
+	if err != nil {
+		if terr := s.f.Truncate(end); terr != nil {
+			s.broken = fmt.Errorf("write log: %w; truncate back: %w", err, terr)
+		} else if s.opts.Sync == SyncEveryApply {
+			// After a failed fsync the page cache may not match the disk (fsyncgate):
+			// refuse to build on it.
+			s.broken = fmt.Errorf("sync log: %w", err)
+		}
+		return fmt.Errorf("write log: %w", err)
+	}
+	s.size.Store(end + int64(len(buf)))
+	return nil
+}
