@@ -120,8 +120,8 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
 				c.setErr(err)
+				c.log.Warn("nats disconnected", logKeyErr, err)
 			}
-			c.log.Warn("nats disconnected", logKeyErr, err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.reconnects.Add(1)

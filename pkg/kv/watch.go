@@ -1,0 +1,445 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// WatchOptions configures Watch.
+type WatchOptions struct {
+	// Cursor is the stream sequence of the last update the caller has applied. 0 starts
+	// with a state sync (the latest message of every key in scope, then live updates);
+	// > 0 delivers only the updates after Cursor and requires Fold.
+	Cursor uint64
+	// Fold is the caller's fold at Cursor. With a Fold the watch is verified: a resume
+	// proves that NATS still holds every update after Cursor that the fold's state
+	// depends on (see verify.go) and the watch ends with ErrWatchInterrupted on any
+	// connection loss or consumer reset, so the caller re-watches from its applied cursor.
+	// Without a Fold (plain mode) reconnects are handled transparently.
+	Fold FoldState
+	// Buffer is the capacity of the Updates channel (default 1024).
+	Buffer int
+}
+
+// Watcher streams a bucket's updates within a scope. Read Updates until it is closed, then
+// call Err.
+//
+// Reconnects. In plain mode (no Fold) the ordered consumer is recreated after a connection
+// loss or missed heartbeats and resumes at the last delivered revision + 1, with neither
+// loss nor duplicates. If the stream's first sequence has moved past that point by then,
+// the watcher cannot prove that nothing was evicted in between and ends with
+// ErrWatchInterrupted. In verified mode (with a Fold) any disconnect or consumer reset ends
+// the watch with ErrWatchInterrupted, because a resume must be verified against the fold
+// as applied, which only the caller knows: the caller re-watches from its applied cursor.
+type Watcher struct {
+	b       *Bucket
+	scope   Scope
+	opts    WatchOptions
+	filters []string // nil: unfiltered consumer (scope All)
+	updates chan Update
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the watch goroutines have ended
+
+	cons jetstream.Consumer
+	it   jetstream.MessagesContext
+
+	errMu sync.Mutex
+	err   error
+
+	// mu serialises message handling with the idle supervisor.
+	mu sync.Mutex
+	st watchState
+}
+
+// phase of a watch.
+type phase uint8
+
+const (
+	phaseSync   phase = iota + 1 // state sync: waiting to reach the start position
+	phaseVerify                  // verified resume: delivering the delta through L
+	phaseLive                    // synced; live updates
+)
+
+type watchState struct {
+	phase     phase
+	last      uint64 // stream sequence captured at watch start (L)
+	lastSeq   uint64 // stream sequence of the last message handled
+	consumer  string // name of the current consumer; a change means the consumer was reset
+	progress  uint64 // messages handled (for the idle supervisor)
+	idleSince uint64 // progress value at the previous supervisor tick
+	finishNow bool   // nothing to deliver before OpSynced: run completes at once
+	verify    verifyState
+}
+
+// Watch starts a watch on scope. It captures the starting position synchronously, so a
+// missing bucket (ErrBucketNotFound), an invalid scope (ErrInvalidScope) or options
+// (ErrInvalidConfig) fail here. The watch runs until ctx is cancelled, Stop is called,
+// or it fails; then Updates is closed and Err tells why.
+func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Watcher, error) {
+	if err := scope.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Cursor > 0 && opts.Fold == nil {
+		return nil, fmt.Errorf("%w: a watch from cursor %d needs the fold's state to verify the resume", ErrInvalidConfig, opts.Cursor)
+	}
+	if opts.Buffer < 0 {
+		return nil, fmt.Errorf("%w: negative watch buffer %d", ErrInvalidConfig, opts.Buffer)
+	}
+	if opts.Buffer == 0 {
+		opts.Buffer = 1024
+	}
+	w := &Watcher{
+		b:       b,
+		scope:   scope,
+		opts:    opts,
+		updates: make(chan Update, opts.Buffer),
+		done:    make(chan struct{}),
+	}
+	if !scope.IsAll() {
+		w.filters = scope.Subjects(b.name)
+	}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	var err error
+	if opts.Cursor == 0 {
+		err = w.startSync(ctx)
+	} else {
+		err = w.startResume(ctx)
+	}
+	if errors.Is(err, ErrCursorExpired) {
+		// Detected before any delivery: report it like any other expiry, through Err.
+		w.err = err
+		w.cancel()
+		close(w.updates)
+		close(w.done)
+		return w, nil
+	}
+	if err != nil {
+		w.cancel()
+		return nil, err
+	}
+	var status chan nats.Status
+	if opts.Fold != nil {
+		status = b.conn.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); w.run() }()
+	go func() { defer wg.Done(); w.supervise(status) }()
+	go func() {
+		wg.Wait()
+		if status != nil {
+			b.conn.nc.RemoveStatusListener(status)
+		}
+		close(w.done)
+	}()
+	return w, nil
+}
+
+// Updates returns the channel of updates, closed when the watch ends.
+func (w *Watcher) Updates() <-chan Update { return w.updates }
+
+// Err returns why the watch ended: nil after Stop or cancellation of the watch context,
+// ErrCursorExpired, ErrWatchInterrupted, or another wrapped error. It returns nil while
+// the watch runs.
+func (w *Watcher) Err() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.err
+}
+
+// Stop ends the watch and waits for its goroutines; Updates is closed and Err is nil
+// (unless the watch had already failed).
+func (w *Watcher) Stop() {
+	w.cancel()
+	<-w.done
+}
+
+// fail records the first error that ends the watch and stops it.
+func (w *Watcher) fail(err error) {
+	w.errMu.Lock()
+	if w.err == nil && w.ctx.Err() == nil {
+		w.err = err
+	}
+	w.errMu.Unlock()
+	w.cancel()
+}
+
+// consumer creates the ordered consumer and its iterator, returning the number of
+// messages pending for it at creation.
+func (w *Watcher) consumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (uint64, error) {
+	cfg.FilterSubjects = w.filters
+	cfg.InactiveThreshold = 30 * time.Second
+	cons, err := w.b.conn.js.OrderedConsumer(ctx, w.b.Stream(), cfg)
+	if err != nil {
+		return 0, mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(w.opts.Buffer, 256)))
+	if err != nil {
+		return 0, mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		it.Stop()
+		return 0, fmt.Errorf("watch bucket %q: %w: consumer info missing", w.b.name, ErrBucketUnavailable)
+	}
+	w.cons, w.it = cons, it
+	w.st.consumer = info.Name
+	return info.NumPending, nil
+}
+
+// startSync captures the stream's last sequence and starts a last-per-subject consumer.
+// The sync is complete once a message at or after that sequence is handled, the
+// consumer reports nothing pending, or the idle supervisor finds it caught up (messages
+// may vanish before delivery, so the last one may never come).
+func (w *Watcher) startSync(ctx context.Context) error {
+	info, err := w.b.stream.Info(ctx)
+	if err != nil {
+		return mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
+	}
+	w.st.last = info.State.LastSeq
+	w.st.phase = phaseSync
+	pending, err := w.consumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	// Nothing in scope: synced at the captured position (run delivers it).
+	w.st.finishNow = pending == 0
+	return nil
+}
+
+// run reads messages until the watch ends, then closes Updates.
+func (w *Watcher) run() {
+	defer func() {
+		w.mu.Lock()
+		close(w.updates)
+		w.mu.Unlock()
+	}()
+	defer w.it.Stop()
+	go func() {
+		<-w.ctx.Done()
+		w.it.Stop()
+	}()
+	if w.st.finishNow {
+		w.mu.Lock()
+		err := w.finish()
+		w.mu.Unlock()
+		if err != nil {
+			if !errors.Is(err, errStopped) {
+				w.fail(err)
+			}
+			return
+		}
+	}
+	for {
+		msg, err := w.it.Next()
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return
+			}
+			switch {
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed) && errors.Is(err, nats.ErrConnectionClosed):
+				w.fail(fmt.Errorf("watch bucket %q: %w: %w", w.b.name, ErrClosed, err))
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+				w.fail(fmt.Errorf("watch bucket %q: %w: consumer closed", w.b.name, ErrWatchInterrupted))
+			default:
+				w.fail(mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err))
+			}
+			return
+		}
+		w.mu.Lock()
+		err = w.handle(msg)
+		w.mu.Unlock()
+		if err != nil {
+			if !errors.Is(err, errStopped) {
+				w.fail(err)
+			}
+			return
+		}
+	}
+}
+
+// errStopped: the watch context ended while sending.
+var errStopped = errors.New("kv: watch stopped")
+
+// send delivers u unless the watch ends first. Called with w.mu held.
+func (w *Watcher) send(u Update) error {
+	select {
+	case w.updates <- u:
+		return nil
+	case <-w.ctx.Done():
+		return errStopped
+	}
+}
+
+// handle decodes one message and delivers it, driving sync/verification. Called with
+// w.mu held.
+func (w *Watcher) handle(msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("watch bucket %q: %w", w.b.name, err)
+	}
+	seq := meta.Sequence.Stream
+	if meta.Consumer != w.st.consumer {
+		if err := w.consumerReset(meta.Consumer, seq); err != nil {
+			return err
+		}
+	}
+	u := Update{
+		Op:       opFromHeader(msg.Headers()),
+		Key:      strings.TrimPrefix(msg.Subject(), w.b.pre),
+		Revision: seq,
+		Created:  meta.Timestamp,
+		Pending:  meta.NumPending,
+	}
+	if u.Op == OpPut {
+		u.Value = msg.Data()
+	}
+	w.st.progress++
+	switch w.st.phase {
+	case phaseSync:
+		if seq > w.st.last {
+			// Reached the live part before seeing the start position (it was removed or is
+			// outside the scope): synced before this message.
+			if err := w.finishSync(); err != nil {
+				return err
+			}
+			break
+		}
+		w.st.lastSeq = seq
+		if err := w.send(u); err != nil {
+			return err
+		}
+		if seq >= w.st.last || meta.NumPending == 0 {
+			return w.finishSync()
+		}
+		return nil
+	case phaseVerify:
+		if seq > w.st.last {
+			if err := w.finishVerify(); err != nil {
+				return err
+			}
+			break
+		}
+		if err := w.st.verify.track(u.Key); err != nil {
+			return err
+		}
+		w.st.verify.delivered++
+		w.st.lastSeq = seq
+		if err := w.send(u); err != nil {
+			return err
+		}
+		if w.st.verify.delivered >= w.st.verify.q || seq >= w.st.last || meta.NumPending == 0 {
+			return w.finishVerify()
+		}
+		return nil
+	}
+	w.st.lastSeq = seq
+	return w.send(u)
+}
+
+// consumerReset handles a message from a new consumer: the ordered consumer was recreated
+// after a disconnect or missed heartbeats, starting at the last delivered sequence + 1.
+func (w *Watcher) consumerReset(name string, seq uint64) error {
+	if w.opts.Fold != nil {
+		return fmt.Errorf("watch bucket %q: %w: consumer was reset (verified watches end here; re-watch from the applied cursor)", w.b.name, ErrWatchInterrupted)
+	}
+	w.st.consumer = name
+	if w.st.lastSeq == 0 || seq == w.st.lastSeq+1 {
+		return nil
+	}
+	// The server clamps a start below the first sequence without an error: make sure the
+	// new consumer really started right after the last delivered message.
+	info, err := w.b.stream.Info(w.ctx)
+	if err != nil {
+		return fmt.Errorf("watch bucket %q: %w: check stream after consumer reset: %w", w.b.name, ErrWatchInterrupted, err)
+	}
+	if info.State.FirstSeq > w.st.lastSeq+1 || info.State.LastSeq < w.st.lastSeq {
+		return fmt.Errorf("watch bucket %q: %w: stream moved to %d..%d while the watch was at %d; updates may have been evicted",
+			w.b.name, ErrWatchInterrupted, info.State.FirstSeq, info.State.LastSeq, w.st.lastSeq)
+	}
+	return nil
+}
+
+// finishSync delivers OpSynced and switches to live. Called with w.mu held.
+func (w *Watcher) finishSync() error {
+	w.st.phase = phaseLive
+	return w.send(Update{Op: OpSynced, Revision: max(w.st.last, w.st.lastSeq)})
+}
+
+// idleTick is how often the supervisor checks a silent sync or verification.
+const idleTick = 250 * time.Millisecond
+
+// supervise watches the connection status (verified mode) and completes a sync or a
+// verification whose remaining messages vanished before delivery.
+func (w *Watcher) supervise(status chan nats.Status) {
+	t := time.NewTicker(idleTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case s, ok := <-status:
+			if !ok {
+				status = nil
+				continue
+			}
+			w.fail(fmt.Errorf("watch bucket %q: %w: connection %s", w.b.name, ErrWatchInterrupted, strings.ToLower(s.String())))
+			return
+		case <-t.C:
+			w.mu.Lock()
+			err := w.idleCheck()
+			w.mu.Unlock()
+			if err != nil {
+				if !errors.Is(err, errStopped) {
+					w.fail(err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// idleCheck runs with w.mu held: if the watch is still syncing or verifying and no message
+// arrived since the previous tick, ask the server whether the consumer is caught up (no
+// message pending and none in flight to us).
+func (w *Watcher) idleCheck() error {
+	if w.st.phase == phaseLive {
+		return nil
+	}
+	if w.st.progress != w.st.idleSince {
+		w.st.idleSince = w.st.progress
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+	defer cancel()
+	info, err := w.cons.Info(ctx)
+	if err != nil {
+		// Transient (e.g. the consumer is being recreated): try again next tick.
+		return nil
+	}
+	if info.Name != w.st.consumer || info.NumPending != 0 || info.Delivered.Stream > w.st.lastSeq {
+		return nil
+	}
+	return w.finish()
+}
+
+// finish completes the sync or the verification. Called with w.mu held.
+func (w *Watcher) finish() error {
+	switch w.st.phase {
+	case phaseSync:
+		return w.finishSync()
+	case phaseVerify:
+		return w.finishVerify()
+	}
+	return nil
+}
