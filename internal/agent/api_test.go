@@ -45,6 +45,13 @@ func newTestAPI(t *testing.T, mod func(*apiConfig)) *testAPI {
 // apply folds updates into the store and tells the observer, as the loop does.
 func (ta *testAPI) apply(t *testing.T, cursor uint64, us ...kv.Update) {
 	t.Helper()
+	if err := ta.applyErr(cursor, us...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// applyErr is apply for goroutines other than the test's.
+func (ta *testAPI) applyErr(cursor uint64, us ...kv.Update) error {
 	var muts []fold.Mutation
 	for _, u := range us {
 		switch u.Op {
@@ -55,9 +62,10 @@ func (ta *testAPI) apply(t *testing.T, cursor uint64, us ...kv.Update) {
 		}
 	}
 	if err := ta.store.Apply(muts, fold.State{Cursor: cursor}); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ta.obs.Applied(fold.Progress{State: fold.State{Cursor: cursor}, Synced: true}, us)
+	return nil
 }
 
 func put(k, v string, rev uint64) kv.Update {
@@ -223,7 +231,7 @@ func TestAPIWatchAfterApplyInOrderWithPrefix(t *testing.T) {
 	if m := nextLine(t, sc); m["key"] != "a.1" || m["revision"] != 1.0 || m["op"] != "put" || m["value"] != "eA==" {
 		t.Fatalf("first line: %v", m)
 	}
-	go ta.apply(t, 5, put("b.2", "z", 3), kv.Update{Op: kv.OpDelete, Key: "a.1", Revision: 4}, put("a.2", "w", 5))
+	go ta.applyErr(5, put("b.2", "z", 3), kv.Update{Op: kv.OpDelete, Key: "a.1", Revision: 4}, put("a.2", "w", 5))
 	if m := nextLine(t, sc); m["key"] != "a.1" || m["op"] != "delete" || m["revision"] != 4.0 {
 		t.Fatalf("second line: %v", m)
 	}
@@ -231,7 +239,7 @@ func TestAPIWatchAfterApplyInOrderWithPrefix(t *testing.T) {
 		t.Fatalf("third line: %v", m)
 	}
 	// An update filtered by the prefix still moves the client's cursor via progress.
-	go ta.apply(t, 6, put("b.3", "q", 6))
+	go ta.applyErr(6, put("b.3", "q", 6))
 	if m := nextLine(t, sc); m["op"] != "progress" || m["revision"] != 6.0 {
 		t.Fatalf("progress line: %v", m)
 	}

@@ -14,8 +14,6 @@ type metrics struct {
 	streamLast    prometheus.Gauge
 	pending       prometheus.Gauge
 	lag           prometheus.Gauge
-	keys          prometheus.Gauge
-	storeSize     prometheus.Gauge
 	phase         *prometheus.GaugeVec
 	applyDuration prometheus.Histogram
 	applied       *prometheus.CounterVec
@@ -42,8 +40,7 @@ func newMetrics() *metrics {
 	m.streamLast = g("stream_last_sequence", "Last sequence of the bucket's stream, as last seen.")
 	m.pending = g("pending_messages", "Messages NATS still has for the watch after the last applied batch.")
 	m.lag = g("lag_seconds", "Age of the oldest update of the last applied batch when it was applied.")
-	m.keys = g("keys", "Live keys in the fold.")
-	m.storeSize = g("store_size_bytes", "Size of the fold store on disk.")
+	// slipstream_keys and slipstream_store_size_bytes are GaugeFuncs over the store (agent.go).
 	m.watchers = g("watch_streams", "Open /v1/watch streams.")
 	m.lastExport = g("last_export_success_timestamp_seconds", "Unix time of the last successful export (0: none; exports not available yet).")
 	m.phase = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "slipstream", Name: "phase", Help: "1 for the agent's current lifecycle phase, 0 for the others."}, []string{"phase"})
