@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +44,10 @@ import (
 
 // maxTrackedKeys caps D; a larger delta falls back to the exact check.
 const maxTrackedKeys = 1 << 20
+
+// exactChecks counts exact checks run (observed by tests: ordinary restarts must not
+// need one).
+var exactChecks atomic.Int64
 
 // captureAttempts bounds the retries for a consistent (L, N, Q) capture under writes.
 const captureAttempts = 5
@@ -172,6 +177,7 @@ func (w *Watcher) finishVerify() error {
 	synced := max(w.st.last, w.st.lastSeq)
 	exact := !v.consistent || v.overflow || v.delivered < v.q || v.count+v.dNew != v.n
 	if exact {
+		exactChecks.Add(1)
 		forget, err := w.exactCheck()
 		if err != nil {
 			return err

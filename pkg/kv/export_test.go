@@ -1,0 +1,4 @@
+package kv
+
+// ExactChecks returns how many exact resume checks ran in this process.
+func ExactChecks() int64 { return exactChecks.Load() }

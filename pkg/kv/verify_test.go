@@ -1,0 +1,244 @@
+package kv_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// syncFold state-syncs a fresh fold from the bucket and returns it at its cursor.
+func syncFold(t *testing.T, e *env, scope kv.Scope) *mapFold {
+	t.Helper()
+	fold := newFold()
+	w, err := e.b.Watch(e.ctx, scope, kv.WatchOptions{Fold: fold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, synced := untilSynced(t, w, fold)
+	w.Stop()
+	fold.cursor = synced.Revision
+	return fold
+}
+
+func resume(t *testing.T, e *env, scope kv.Scope, fold *mapFold) *kv.Watcher {
+	t.Helper()
+	w, err := e.b.Watch(e.ctx, scope, kv.WatchOptions{Cursor: fold.cursor, Fold: fold})
+	if err != nil {
+		t.Fatalf("resume from %d: %v", fold.cursor, err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// Pins the server behaviour the whole check exists for: a consumer asked to start below
+// the stream's first sequence starts at the first sequence, without any error.
+func TestServerClampsStartBelowFirstSequence(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	for i := 0; i < 5; i++ {
+		e.put(t, "k", fmt.Sprint(i)) // history 1: only seq 5 remains
+	}
+	if first := streamInfo(t, e).State.FirstSeq; first != 5 {
+		t.Fatalf("first seq = %d, want 5", first)
+	}
+	cons, err := e.conn.JetStream().OrderedConsumer(e.ctx, e.b.Stream(), jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   2,
+	})
+	if err != nil {
+		t.Fatalf("consumer below first seq: %v", err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(testTimeout))
+	if err != nil {
+		t.Fatalf("next: %v", err)
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Sequence.Stream != 5 {
+		t.Fatalf("first delivered seq = %d, want the clamped 5", meta.Sequence.Stream)
+	}
+}
+
+func TestResumeAgeEvictionIsExpiry(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{MaxAge: time.Second})
+	e.put(t, "a", "1")
+	e.put(t, "b", "1")
+	fold := syncFold(t, e, kv.All())
+	eventually(t, "messages to age out", func() bool { return streamInfo(t, e).State.Msgs == 0 })
+	e.put(t, "c", "1") // the stream moves on; a and b are gone without a trace
+	w := resume(t, e, kv.All(), fold)
+	_, err := waitEnd(t, w)
+	if !errors.Is(err, kv.ErrCursorExpired) {
+		t.Fatalf("Err = %v, want ErrCursorExpired", err)
+	}
+}
+
+func TestResumePurgedDeleteMarkerIsExpiry(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{History: 5})
+	e.put(t, "x", "1")
+	e.put(t, "y", "1")
+	fold := syncFold(t, e, kv.All())
+	e.del(t, "x") // after the cursor: the fold still holds x live
+	if err := e.b.PurgeDeletes(e.ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Entry(e.ctx, "x"); !errors.Is(err, kv.ErrKeyNotFound) {
+		t.Fatalf("marker still there: %v", err)
+	}
+	w := resume(t, e, kv.All(), fold)
+	_, err := waitEnd(t, w)
+	if !errors.Is(err, kv.ErrCursorExpired) {
+		t.Fatalf("Err = %v, want ErrCursorExpired", err)
+	}
+}
+
+func TestResumeHistoryOneRewritesAreNotExpiry(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	const n = 100
+	for i := 0; i < n; i++ {
+		e.put(t, fmt.Sprintf("k%03d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for round := 1; round <= 2; round++ {
+		for i := 0; i < n; i++ {
+			e.put(t, fmt.Sprintf("k%03d", i), fmt.Sprint(round))
+		}
+	}
+	info := streamInfo(t, e)
+	if info.State.FirstSeq <= fold.cursor+1 {
+		t.Fatalf("first seq %d did not move past cursor+1 = %d", info.State.FirstSeq, fold.cursor+1)
+	}
+	checks := kv.ExactChecks()
+	w := resume(t, e, kv.All(), fold)
+	got, synced := untilSynced(t, w, fold)
+	if c := kv.ExactChecks() - checks; c != 0 {
+		t.Errorf("ordinary restart ran %d exact checks, want the cheap count check only", c)
+	}
+	if len(got) != n {
+		t.Fatalf("resume delivered %d updates, want the %d-key delta", len(got), n)
+	}
+	for _, u := range got {
+		if u.Op != kv.OpPut || string(u.Value) != "2" || u.Revision <= fold.cursor-n {
+			t.Fatalf("unexpected update %+v", u)
+		}
+	}
+	if synced.Revision != info.State.LastSeq {
+		t.Errorf("synced at %d, want %d", synced.Revision, info.State.LastSeq)
+	}
+	w.Stop()
+	if err := w.Err(); err != nil {
+		t.Fatalf("Err = %v", err)
+	}
+}
+
+func TestResumeStaleTombstoneIsForgotten(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{History: 5})
+	e.put(t, "keep", "1")
+	e.put(t, "gone", "1")
+	e.del(t, "gone")
+	fold := syncFold(t, e, kv.All())
+	if live, ok := fold.keys["gone"]; !ok || live {
+		t.Fatalf("fold should hold a tombstone for gone: %v", fold.keys)
+	}
+	if err := e.b.PurgeDeletes(e.ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, "new", "1")
+	w := resume(t, e, kv.All(), fold)
+	got, _ := untilSynced(t, w, fold)
+	var forgot, puts int
+	for _, u := range got {
+		switch {
+		case u.Op == kv.OpForget && u.Key == "gone":
+			forgot++
+		case u.Op == kv.OpPut && u.Key == "new":
+			puts++
+		default:
+			t.Errorf("unexpected update %+v", u)
+		}
+	}
+	if forgot != 1 || puts != 1 {
+		t.Fatalf("forget=%d put=%d, want 1 and 1 (%v)", forgot, puts, got)
+	}
+	if _, ok := fold.keys["gone"]; ok {
+		t.Fatal("tombstone not dropped")
+	}
+	w.Stop()
+	// The next restart matches by count: no forget, no error.
+	w = resume(t, e, kv.All(), fold)
+	got, _ = untilSynced(t, w, fold)
+	if len(got) != 0 {
+		t.Fatalf("second resume delivered %v", got)
+	}
+}
+
+func TestResumeEmptyDelta(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	e.put(t, "a", "1")
+	fold := syncFold(t, e, kv.All())
+	w := resume(t, e, kv.All(), fold)
+	got, synced := untilSynced(t, w, fold)
+	if len(got) != 0 || synced.Revision != fold.cursor {
+		t.Fatalf("got %v synced %+v, want nothing at %d", got, synced, fold.cursor)
+	}
+}
+
+func TestResumeCursorBeyondStreamIsExpiry(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	e.put(t, "a", "1")
+	fold := newFold()
+	fold.keys["a"] = true
+	fold.cursor = 100 // from a previous incarnation of the bucket
+	w := resume(t, e, kv.All(), fold)
+	if _, err := waitEnd(t, w); !errors.Is(err, kv.ErrCursorExpired) {
+		t.Fatalf("Err = %v, want ErrCursorExpired", err)
+	}
+}
+
+func TestResumePrefixScope(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	scope := kv.Prefixes("in.", "also.")
+	for i := 0; i < 20; i++ {
+		e.put(t, fmt.Sprintf("in.%d", i), "0")
+		e.put(t, fmt.Sprintf("out.%d", i), "0")
+		e.put(t, fmt.Sprintf("also.%d", i), "0")
+	}
+	fold := syncFold(t, e, scope)
+	if n, _ := fold.Count(); n != 40 {
+		t.Fatalf("fold holds %d keys, want 40", n)
+	}
+	// Rewrites inside and outside the scope; purges outside do not matter.
+	for i := 0; i < 20; i++ {
+		e.put(t, fmt.Sprintf("in.%d", i), "1")
+		if _, err := e.b.Purge(e.ctx, fmt.Sprintf("out.%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.b.PurgeDeletes(e.ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	w := resume(t, e, scope, fold)
+	got, _ := untilSynced(t, w, fold)
+	if len(got) != 20 {
+		t.Fatalf("delta = %d updates, want 20", len(got))
+	}
+	w.Stop()
+
+	// Now a key in scope vanishes after the cursor: expiry.
+	cursor := fold.cursor
+	e.del(t, "also.3")
+	if err := e.b.PurgeDeletes(e.ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	fold.cursor = cursor
+	w = resume(t, e, scope, fold)
+	if _, err := waitEnd(t, w); !errors.Is(err, kv.ErrCursorExpired) {
+		t.Fatalf("Err = %v, want ErrCursorExpired", err)
+	}
+}
