@@ -87,7 +87,7 @@ func fill(t testing.TB, c *kv.Conn, bucket, format string, n, size int) {
 		if _, err := js.PublishAsync("$KV."+bucket+"."+fmt.Sprintf(format, i), val); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if i%4096 == 4095 {
+		if i%2048 == 2047 {
 			select {
 			case <-js.PublishAsyncComplete():
 			case <-ctx.Done():

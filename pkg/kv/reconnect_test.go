@@ -1,0 +1,82 @@
+package kv_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// putRetry writes through a server restart: the client reconnects by itself.
+func putRetry(t *testing.T, e *env, key, val string) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		rev, err := e.b.Put(e.ctx, key, []byte(val))
+		if err == nil {
+			return rev
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("put %q through restart: %v", key, err)
+		}
+		time.Sleep(20 * time.Millisecond) // retry interval
+	}
+}
+
+func TestWatchPlainSurvivesServerRestart(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	e.put(t, "seed", "0")
+	w, err := e.b.Watch(e.ctx, kv.All(), kv.WatchOptions{Buffer: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	_, synced := untilSynced(t, w, nil)
+	last := synced.Revision
+
+	// Some updates the watcher has not read yet, a restart, then more updates.
+	// Far more than the consumer's pull batch, so most are still on the server.
+	fill(t, e.conn, e.b.Name(), "before.%d", 2000, 64)
+	e.srv.Restart(t)
+	for i := 0; i < 50; i++ {
+		putRetry(t, e, fmt.Sprintf("after.%d", i), "v")
+	}
+	seen := map[string]bool{}
+	for len(seen) < 2050 {
+		u := next(t, w)
+		if u.Revision != last+1 {
+			t.Fatalf("revision %d after %d: loss or duplicate across the restart", u.Revision, last)
+		}
+		last = u.Revision
+		if seen[u.Key] {
+			t.Fatalf("duplicate %q", u.Key)
+		}
+		seen[u.Key] = true
+	}
+	if err := w.Err(); err != nil {
+		t.Fatalf("Err = %v", err)
+	}
+	eventually(t, "reconnect counted", func() bool { return e.conn.Status().Reconnects >= 1 })
+}
+
+func TestWatchVerifiedEndsInterruptedOnRestart(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	e.put(t, "a", "1")
+	fold := syncFold(t, e, kv.All())
+	w := resume(t, e, kv.All(), fold)
+	untilSynced(t, w, fold)
+	e.srv.Restart(t)
+	if _, err := waitEnd(t, w); !errors.Is(err, kv.ErrWatchInterrupted) {
+		t.Fatalf("Err = %v, want ErrWatchInterrupted", err)
+	}
+	// The caller re-watches from its applied cursor once the connection is back.
+	eventually(t, "reconnect", e.conn.Connected)
+	putRetry(t, e, "b", "1")
+	w = resume(t, e, kv.All(), fold)
+	got, _ := untilSynced(t, w, fold)
+	if len(got) != 1 || got[0].Key != "b" {
+		t.Fatalf("re-watch delta = %v", got)
+	}
+}
