@@ -1,0 +1,339 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// Runtime timings.
+const (
+	backoffMin      = 200 * time.Millisecond
+	backoffMax      = 5 * time.Second
+	healthInterval  = 2 * time.Second
+	healthTimeout   = 2 * time.Second
+	shutdownTimeout = 10 * time.Second
+	ringMaxBytes    = 256 << 20
+)
+
+// Agent is one fold kept in sync and served: the runtime of `agent run`.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	tracker *tracker
+	ring    *ring
+	metrics *metrics
+	api     *api
+	ln      net.Listener
+
+	store  atomic.Pointer[storeRef] // what reads use; nil until open
+	bucket atomic.Pointer[kv.Bucket]
+}
+
+type storeRef struct{ s fold.Store }
+
+// New builds the agent and binds its listener; a listen failure is a *ConfigError.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log, metrics: newMetrics()}
+	a.tracker = newTracker(cfg, time.Now, func(old, p Phase) {
+		a.metrics.setPhase(p)
+		a.log.Info("phase changed", "from", string(old), logPhase, string(p))
+	})
+	a.tracker.keys = func() (uint64, bool) {
+		st, ok := a.stats()
+		return st.Live, ok
+	}
+	a.ring = newRing(cfg.WatchRing, ringMaxBytes, 0)
+	token := ""
+	if cfg.TokenFile != "" {
+		t, err := readToken(cfg.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = t
+	}
+	a.metrics.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "slipstream", Name: "keys", Help: "Live keys in the fold."},
+			func() float64 { st, _ := a.stats(); return float64(st.Live) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "slipstream", Name: "store_size_bytes", Help: "Size of the fold store on disk."},
+			func() float64 { st, _ := a.stats(); return float64(st.DiskBytes) }),
+	)
+	a.api = newAPI(apiConfig{
+		Store: a.currentStore, Tracker: a.tracker, Ring: a.ring, Metrics: a.metrics,
+		Scope: cfg.Prefixes, Token: token, RateLimit: cfg.RateLimit, MaxWatchers: cfg.MaxWatchers,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, configErrorf("--listen %s: %v", cfg.Listen, errors.Unwrap(err))
+	}
+	a.ln = ln
+	return a, nil
+}
+
+// Addr is the address the read API listens on.
+func (a *Agent) Addr() string { return a.ln.Addr().String() }
+
+// Handler is the read API (for tests embedding the agent).
+func (a *Agent) Handler() http.Handler { return a.api }
+
+func (a *Agent) currentStore() fold.Store {
+	if r := a.store.Load(); r != nil {
+		return r.s
+	}
+	return nil
+}
+
+func (a *Agent) stats() (fold.Stats, bool) {
+	s := a.currentStore()
+	if s == nil {
+		return fold.Stats{}, false
+	}
+	st, err := s.Stats()
+	return st, err == nil
+}
+
+// Run serves the API and keeps the fold in sync until ctx is cancelled; then it drains the
+// batch in flight, persists it, ends watch streams with a resumable final line, closes the
+// store and returns nil. World conditions (NATS unreachable, bucket missing, credentials
+// refused, store errors) never end Run: the agent is Degraded and retries.
+func (a *Agent) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           a.api,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(a.ln) }()
+	a.log.Info("read API listening", "addr", a.Addr())
+
+	var wg sync.WaitGroup
+	err := a.runFold(ctx, &wg)
+
+	// Shutdown: the loop has drained; end streams, stop serving, close the store.
+	a.ring.close()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		a.log.Warn("read API shutdown", logError, serr)
+	}
+	wg.Wait()
+	if s := a.currentStore(); s != nil {
+		a.store.Store(nil)
+		if cerr := s.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close fold store: %w", cerr)
+		}
+	}
+	select {
+	case e := <-serveErr:
+		if e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
+			err = fmt.Errorf("serve read API: %w", e)
+		}
+	default:
+	}
+	return err
+}
+
+// runFold opens the store, connects and runs the applied-watch loop until ctx ends.
+func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
+	s := a.openStore(ctx)
+	if s == nil {
+		return nil // cancelled while opening
+	}
+	conn := a.connect(ctx)
+	if conn == nil {
+		return nil
+	}
+	defer func() {
+		if err := conn.Close(); err != nil {
+			a.log.Debug("close nats connection", logError, err)
+		}
+	}()
+	b := a.openBucket(ctx, conn)
+	if b == nil {
+		return nil
+	}
+	a.bucket.Store(b)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.healthLoop(ctx, conn, b)
+	}()
+
+	bo := newBackoff()
+	for {
+		obs := &observer{tracker: a.tracker, ring: a.ring, metrics: a.metrics, log: a.log}
+		loop := fold.NewLoop(b, timedStore{Store: s, h: a.metrics.applyDuration}, fold.LoopConfig{
+			Scope:       kv.Scope{Prefixes: a.cfg.Prefixes},
+			BatchWindow: a.cfg.BatchWindow,
+			BatchMax:    a.cfg.BatchMax,
+			Observer:    obs,
+			Logger:      a.log,
+		})
+		obs.onSeeded = func() uint64 {
+			ns := loop.Store()
+			a.store.Store(&storeRef{ns})
+			return ns.State().Cursor
+		}
+		st, err := loop.Run(ctx)
+		s = loop.Store()
+		if ctx.Err() != nil {
+			if ferr := s.Flush(); ferr != nil {
+				a.log.Error("flush fold store at shutdown", logError, ferr)
+			}
+			a.log.Info("fold drained", logCursor, st.Cursor)
+			return nil
+		}
+		// A fatal loop error: the store failed. Degraded; retry, reopening the store when
+		// it is closed or corrupted.
+		a.tracker.setCause(causeStore, err)
+		a.log.Error("fold loop stopped; retrying", logError, err)
+		if !bo.sleep(ctx) {
+			return nil
+		}
+		if errors.Is(err, fold.ErrClosed) || errors.Is(err, fold.ErrCorrupted) {
+			a.store.Store(nil)
+			_ = s.Close()
+			if s = a.openStore(ctx); s == nil {
+				return nil
+			}
+		}
+	}
+}
+
+// openStore opens the fold store, retrying with backoff while Degraded.
+func (a *Agent) openStore(ctx context.Context) fold.Store {
+	bo := newBackoff()
+	for {
+		s, err := openBackend(a.cfg.DataDir, a.cfg.Backend)
+		if err == nil {
+			st := s.State()
+			a.ring.reset(st.Cursor)
+			a.store.Store(&storeRef{s})
+			a.tracker.storeOpened(st)
+			a.metrics.cursor.Set(float64(st.Cursor))
+			a.log.Info("fold store open", "backend", a.cfg.Backend, "dir", a.cfg.DataDir, logCursor, st.Cursor)
+			return s
+		}
+		a.tracker.setCause(causeStore, fmt.Errorf("open fold store: %w", err))
+		a.log.Error("open fold store; retrying", "dir", a.cfg.DataDir, logError, err)
+		if !bo.sleep(ctx) {
+			return nil
+		}
+	}
+}
+
+// connect connects to NATS, retrying with backoff while Degraded.
+func (a *Agent) connect(ctx context.Context) *kv.Conn {
+	bo := newBackoff()
+	for {
+		conn, err := kv.Connect(ctx, kv.Options{
+			URLs:           a.cfg.NATSURLs,
+			Name:           "slipstream-agent/" + a.cfg.Bucket,
+			CredsFile:      a.cfg.CredsFile,
+			ConnectTimeout: 2 * time.Second,
+			DrainTimeout:   3 * time.Second,
+			Logger:         a.log,
+		})
+		if err == nil {
+			a.tracker.clearCause(causeConnect)
+			a.log.Info("connected to nats")
+			return conn
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.tracker.setCause(causeConnect, err)
+		a.log.Warn("connect to nats failed; retrying", logError, err)
+		if !bo.sleep(ctx) {
+			return nil
+		}
+	}
+}
+
+// openBucket opens the bucket, retrying with backoff while it is missing.
+func (a *Agent) openBucket(ctx context.Context, conn *kv.Conn) *kv.Bucket {
+	bo := newBackoff()
+	for {
+		b, err := conn.Bucket(ctx, a.cfg.Bucket)
+		if err == nil {
+			a.tracker.clearCause(causeBucket)
+			return b
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if isNotFound(err) {
+			err = fmt.Errorf("bucket %q not found: %w", a.cfg.Bucket, err)
+		}
+		a.tracker.setCause(causeBucket, err)
+		a.log.Warn("open bucket failed; retrying", logBucket, a.cfg.Bucket, logError, err)
+		if !bo.sleep(ctx) {
+			return nil
+		}
+	}
+}
+
+// healthLoop checks the bucket every healthInterval so a lost server or a deleted bucket
+// turns the agent Degraded within seconds even when no update flows.
+func (a *Agent) healthLoop(ctx context.Context, conn *kv.Conn, b *kv.Bucket) {
+	t := time.NewTicker(healthInterval)
+	defer t.Stop()
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, healthTimeout)
+		st, err := b.Status(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if !conn.Connected() {
+				err = fmt.Errorf("nats disconnected: %w", err)
+			}
+			a.tracker.setCause(causeHealth, err)
+			continue
+		}
+		a.tracker.clearCause(causeHealth)
+		a.tracker.setStreamLast(st.LastSeq)
+		a.metrics.streamLast.Set(float64(st.LastSeq))
+	}
+}
+
+// backoff is a jittered exponential backoff.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: backoffMin} }
+
+// sleep waits the next delay (full jitter between d/2 and d); false when ctx ended.
+func (b *backoff) sleep(ctx context.Context) bool {
+	d := b.d/2 + rand.N(b.d/2+1)
+	b.d = min(2*b.d, backoffMax)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
