@@ -1,0 +1,25 @@
+// Package export writes, reads, stores and seeds from exports of a fold: verified,
+// self-describing copies of a fold at an applied cursor, kept in object storage so that a
+// new node, or one whose cursor NATS has evicted past, starts from an export and takes only
+// the tail from NATS.
+//
+// The pieces, each in its own file:
+//
+//   - Format (format.go, write.go, read.go; docs/export-format.md): a versioned stream of
+//     checksummed frames: header (bucket, scope, cursor, counts), length-prefixed records
+//     (key, value, revision, live or tombstone) in key order, and a trailer with a CRC-32C
+//     over the whole body. Write streams a fold snapshot; Open/Reader verify while reading
+//     and report damage with specific sentinels (ErrTruncated, ErrChecksum, ErrForeign,
+//     ErrUnsupportedVersion, ErrMalformed, all matching ErrInvalidExport).
+//   - Staging (import.go, swap*.go): Stage writes an export into a fresh store in a staging
+//     directory and verifies it; Staged.Commit swaps it into the fold's directory with one
+//     rename. Nothing unverified ever becomes the fold. Import = Stage + Commit.
+//   - Transport (location.go, names.go, retention.go): gocloud.dev/blob URLs (file, s3 with
+//     endpoint= for S3-compatible servers, gs, azblob). Object names are immutable and carry
+//     the zero-padded cursor; uploads are create-only and visible only once complete; the
+//     newest export is the one with the highest cursor, found by listing.
+//   - Seeding (seed.go): Seeder tries exports newest first, verifies each into staging and
+//     checks with a verified kv watch that NATS can continue from its cursor; it backs both
+//     the agent's initial seed and the fold.Reseeder hook of fold.Loop.
+//   - Lease (lease.go): a NATS KV compare-and-swap lease so one exporter runs per fold.
+package export
