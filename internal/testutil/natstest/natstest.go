@@ -41,7 +41,22 @@ func Start(t testing.TB) *Server {
 // StartWith is Start with options.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := &Server{storeDir: t.TempDir()}
+	s, err := newServer(t.TempDir(), o)
+	if err != nil {
+		t.Fatalf("natstest: start server: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// StartDir starts a server storing JetStream data in dir, without a test to clean up
+// after it (for benchmark fixtures shared across runs). The caller calls Shutdown.
+func StartDir(dir string, o Options) (*Server, error) {
+	return newServer(dir, o)
+}
+
+func newServer(dir string, o Options) (*Server, error) {
+	s := &Server{storeDir: dir}
 	s.opts = server.Options{
 		Host:                  "127.0.0.1",
 		Port:                  server.RANDOM_PORT,
@@ -56,13 +71,12 @@ func StartWith(t testing.TB, o Options) *Server {
 		o.Configure(&s.opts)
 	}
 	if err := s.start(); err != nil {
-		t.Fatalf("natstest: start server: %v", err)
+		return nil, err
 	}
 	// Pin the port the server picked so Restart comes back on the same address.
 	addr := s.srv.Addr().(*net.TCPAddr)
 	s.opts.Port = addr.Port
-	t.Cleanup(s.Shutdown)
-	return s
+	return s, nil
 }
 
 func (s *Server) start() error {
