@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
@@ -70,7 +71,10 @@ func TestKeysAndScanLarge(t *testing.T) {
 		n = 20_000
 	}
 	e := newEnv(t, kv.BucketConfig{})
+	start := time.Now()
 	fill(t, e.conn, e.b.Name(), "k.%07d", n, 32)
+	t.Logf("fill %d keys: %s", n, time.Since(start))
+	start = time.Now()
 	seen := make([]bool, n)
 	count := 0
 	for k, err := range e.b.Keys(e.ctx, "k.") {
@@ -87,6 +91,8 @@ func TestKeysAndScanLarge(t *testing.T) {
 	if count != n {
 		t.Fatalf("Keys listed %d, want %d", count, n)
 	}
+	t.Logf("keys: %s", time.Since(start))
+	start = time.Now()
 	count = 0
 	for ent, err := range e.b.Scan(e.ctx, "") {
 		if err != nil {
@@ -100,4 +106,5 @@ func TestKeysAndScanLarge(t *testing.T) {
 	if count != n {
 		t.Fatalf("Scan yielded %d, want %d", count, n)
 	}
+	t.Logf("scan: %s", time.Since(start))
 }

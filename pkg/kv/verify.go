@@ -116,13 +116,13 @@ func (w *Watcher) startResume(ctx context.Context) error {
 		var n uint64
 		if !w.scope.IsAll() {
 			if n, err = w.countSubjects(ctx); err != nil {
-				w.it.Stop()
+				w.dropConsumer(ctx)
 				return fmt.Errorf("%s: count subjects: %w", op, err)
 			}
 		}
 		after, err := w.b.stream.Info(ctx)
 		if err != nil {
-			w.it.Stop()
+			w.dropConsumer(ctx)
 			return mapErr(op, err)
 		}
 		if w.scope.IsAll() {
@@ -135,7 +135,7 @@ func (w *Watcher) startResume(ctx context.Context) error {
 			break
 		}
 		// Writes landed during the capture: retry with a fresh consumer.
-		w.it.Stop()
+		w.dropConsumer(ctx)
 	}
 	// Empty delta: run evaluates right away.
 	w.st.finishNow = v.q == 0

@@ -49,14 +49,15 @@ type Watcher struct {
 	done    chan struct{} // closed when the watch goroutines have ended
 
 	cons jetstream.Consumer
-	it   jetstream.MessagesContext
+	cc   jetstream.ConsumeContext
 
 	errMu sync.Mutex
 	err   error
 
-	// mu serialises message handling with the idle supervisor.
-	mu sync.Mutex
-	st watchState
+	// mu serialises message handling with the idle supervisor and the final close.
+	mu     sync.Mutex
+	closed bool // Updates is closed; handlers do nothing more
+	st     watchState
 }
 
 // phase of a watch.
@@ -122,6 +123,7 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 		return w, nil
 	}
 	if err != nil {
+		w.dropConsumer(ctx)
 		w.cancel()
 		return nil, err
 	}
@@ -129,16 +131,32 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 	if opts.Fold != nil {
 		status = b.conn.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); w.run() }()
-	go func() { defer wg.Done(); w.supervise(status) }()
-	go func() {
-		wg.Wait()
+	// Hold mu until setup is complete: the consumer's handler waits for it.
+	w.mu.Lock()
+	cc, err := w.cons.Consume(w.onMsg,
+		jetstream.PullMaxMessages(max(opts.Buffer, 256)),
+		jetstream.ConsumeErrHandler(w.onConsumeErr))
+	if err != nil {
+		w.mu.Unlock()
+		w.cancel()
 		if status != nil {
 			b.conn.nc.RemoveStatusListener(status)
 		}
-		close(w.done)
+		return nil, mapErr(fmt.Sprintf("watch bucket %q", b.name), err)
+	}
+	w.cc = cc
+	go w.supervise(status)
+	if !w.st.finishNow {
+		w.mu.Unlock()
+		return w, nil
+	}
+	// Nothing to deliver before the sync/verification completes: complete it now, off the
+	// caller's goroutine (it may send more than the buffer holds).
+	go func() {
+		defer w.mu.Unlock()
+		if err := w.finish(); err != nil && !errors.Is(err, errStopped) {
+			w.fail(err)
+		}
 	}()
 	return w, nil
 }
@@ -172,8 +190,8 @@ func (w *Watcher) fail(err error) {
 	w.cancel()
 }
 
-// consumer creates the ordered consumer and its iterator, returning the number of
-// messages pending for it at creation.
+// consumer creates the ordered consumer, returning the number of messages pending for it
+// at creation. Consume starts delivery later.
 func (w *Watcher) consumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (uint64, error) {
 	cfg.FilterSubjects = w.filters
 	cfg.InactiveThreshold = 30 * time.Second
@@ -181,18 +199,25 @@ func (w *Watcher) consumer(ctx context.Context, cfg jetstream.OrderedConsumerCon
 	if err != nil {
 		return 0, mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(w.opts.Buffer, 256)))
-	if err != nil {
-		return 0, mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
-	}
 	info := cons.CachedInfo()
 	if info == nil {
-		it.Stop()
 		return 0, fmt.Errorf("watch bucket %q: %w: consumer info missing", w.b.name, ErrBucketUnavailable)
 	}
-	w.cons, w.it = cons, it
+	w.cons = cons
 	w.st.consumer = info.Name
 	return info.NumPending, nil
+}
+
+// dropConsumer deletes a consumer that was created but not used (best effort: its
+// inactive threshold removes it anyway).
+func (w *Watcher) dropConsumer(ctx context.Context) {
+	if w.cons == nil {
+		return
+	}
+	if info := w.cons.CachedInfo(); info != nil {
+		_ = w.b.conn.js.DeleteConsumer(ctx, w.b.Stream(), info.Name)
+	}
+	w.cons = nil
 }
 
 // startSync captures the stream's last sequence and starts a last-per-subject consumer.
@@ -217,54 +242,32 @@ func (w *Watcher) startSync(ctx context.Context) error {
 	return nil
 }
 
-// run reads messages until the watch ends, then closes Updates.
-func (w *Watcher) run() {
-	defer func() {
-		w.mu.Lock()
-		close(w.updates)
-		w.mu.Unlock()
-	}()
-	defer w.it.Stop()
-	go func() {
-		<-w.ctx.Done()
-		w.it.Stop()
-	}()
-	if w.st.finishNow {
-		w.mu.Lock()
-		err := w.finish()
-		w.mu.Unlock()
-		if err != nil {
-			if !errors.Is(err, errStopped) {
-				w.fail(err)
-			}
-			return
-		}
+// onMsg is the consumer's handler: it handles one message under mu.
+func (w *Watcher) onMsg(msg jetstream.Msg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
 	}
-	for {
-		msg, err := w.it.Next()
-		if err != nil {
-			if w.ctx.Err() != nil {
-				return
-			}
-			switch {
-			case errors.Is(err, jetstream.ErrMsgIteratorClosed) && errors.Is(err, nats.ErrConnectionClosed):
-				w.fail(fmt.Errorf("watch bucket %q: %w: %w", w.b.name, ErrClosed, err))
-			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-				w.fail(fmt.Errorf("watch bucket %q: %w: consumer closed", w.b.name, ErrWatchInterrupted))
-			default:
-				w.fail(mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err))
-			}
-			return
-		}
-		w.mu.Lock()
-		err = w.handle(msg)
-		w.mu.Unlock()
-		if err != nil {
-			if !errors.Is(err, errStopped) {
-				w.fail(err)
-			}
-			return
-		}
+	if err := w.handle(msg); err != nil && !errors.Is(err, errStopped) {
+		w.fail(err)
+	}
+}
+
+// onConsumeErr receives the ordered consumer's errors. The ordered consumer recreates
+// itself after missed heartbeats, deleted consumers and reconnects; a verified watch ends
+// instead (see Watcher). Errors that cannot heal end any watch.
+func (w *Watcher) onConsumeErr(_ jetstream.ConsumeContext, err error) {
+	op := fmt.Sprintf("watch bucket %q", w.b.name)
+	switch {
+	case errors.Is(err, jetstream.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionClosed):
+		w.fail(fmt.Errorf("%s: %w: %w", op, ErrClosed, err))
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		w.fail(fmt.Errorf("%s: %w: %w", op, ErrBucketNotFound, err))
+	case w.opts.Fold != nil:
+		w.fail(fmt.Errorf("%s: %w: %w", op, ErrWatchInterrupted, err))
+	default:
+		w.b.conn.log.Debug("watch consumer error; the ordered consumer recovers", "bucket", w.b.name, logKeyErr, err)
 	}
 }
 
@@ -379,9 +382,22 @@ func (w *Watcher) finishSync() error {
 // idleTick is how often the supervisor checks a silent sync or verification.
 const idleTick = 250 * time.Millisecond
 
-// supervise watches the connection status (verified mode) and completes a sync or a
-// verification whose remaining messages vanished before delivery.
+// supervise ends the watch when its context ends (closing Updates), watches the
+// connection status (verified mode) and completes a sync or a verification whose
+// remaining messages vanished before delivery.
 func (w *Watcher) supervise(status chan nats.Status) {
+	listener := status
+	defer func() {
+		w.cc.Stop()
+		w.mu.Lock()
+		w.closed = true
+		close(w.updates)
+		w.mu.Unlock()
+		if listener != nil {
+			w.b.conn.nc.RemoveStatusListener(listener)
+		}
+		close(w.done)
+	}()
 	t := time.NewTicker(idleTick)
 	defer t.Stop()
 	for {
@@ -399,10 +415,8 @@ func (w *Watcher) supervise(status chan nats.Status) {
 			w.mu.Lock()
 			err := w.idleCheck()
 			w.mu.Unlock()
-			if err != nil {
-				if !errors.Is(err, errStopped) {
-					w.fail(err)
-				}
+			if err != nil && !errors.Is(err, errStopped) {
+				w.fail(err)
 				return
 			}
 		}

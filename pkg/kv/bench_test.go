@@ -1,0 +1,251 @@
+package kv_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// Benchmarks run against one shared fixture: a bucket with SLIPSTREAM_BENCH_KEYS keys
+// (default 1M) of 256-byte values, built once per process.
+
+const benchValueSize = 256
+
+type benchFixture struct {
+	srv    *natstest.Server
+	conn   *kv.Conn
+	b      *kv.Bucket
+	keys   int
+	cursor uint64 // last sequence before the 100-message delta
+	err    error
+}
+
+var (
+	benchOnce sync.Once
+	bench     benchFixture
+)
+
+func benchKeys() int {
+	if v, err := strconv.Atoi(os.Getenv("SLIPSTREAM_BENCH_KEYS")); err == nil && v > 0 {
+		return v
+	}
+	return 1_000_000
+}
+
+func benchKey(i int) string { return fmt.Sprintf("k.%07d", i) }
+
+func getBench(b *testing.B) *benchFixture {
+	b.Helper()
+	benchOnce.Do(func() { bench.err = bench.build() })
+	if bench.err != nil {
+		b.Fatalf("bench fixture: %v", bench.err)
+	}
+	return &bench
+}
+
+func (f *benchFixture) build() error {
+	dir, err := os.MkdirTemp("", "slipstream-bench-")
+	if err != nil {
+		return err
+	}
+	f.srv, err = natstest.StartDir(dir, natstest.Options{})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	f.conn, err = kv.Connect(ctx, kv.Options{URLs: []string{f.srv.URL()}})
+	if err != nil {
+		return err
+	}
+	f.b, err = f.conn.CreateBucket(ctx, kv.BucketConfig{Name: "bench"})
+	if err != nil {
+		return err
+	}
+	f.keys = benchKeys()
+	js, err := jetstream.New(f.conn.NATS(), jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return err
+	}
+	val := make([]byte, benchValueSize)
+	publish := func(i int) error {
+		_, err := js.PublishAsync("$KV.bench."+benchKey(i), val)
+		return err
+	}
+	wait := func() error {
+		select {
+		case <-js.PublishAsyncComplete():
+			return nil
+		case <-time.After(time.Minute):
+			return fmt.Errorf("async publishes did not complete")
+		}
+	}
+	for i := 0; i < f.keys; i++ {
+		if err := publish(i); err != nil {
+			return err
+		}
+		if i%8192 == 8191 {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := wait(); err != nil {
+		return err
+	}
+	st, err := f.b.Status(ctx)
+	if err != nil {
+		return err
+	}
+	f.cursor = st.LastSeq
+	// The delta: 100 rewrites of existing keys after the cursor.
+	for i := 0; i < 100; i++ {
+		if err := publish(i * (f.keys / 100)); err != nil {
+			return err
+		}
+	}
+	return wait()
+}
+
+// BenchmarkWatchFullBucket compares a state-sync watch through pkg/kv with a raw
+// jetstream ordered consumer (DeliverLastPerSubject, Consume callback) on the same stream,
+// alternating the two in every iteration.
+func BenchmarkWatchFullBucket(b *testing.B) {
+	f := getBench(b)
+	total := f.keys // the 100 delta messages rewrite existing keys
+	var kvDur, rawDur time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			rawDur += rawWatch(b, f, total)
+			kvDur += kvWatch(b, f, total)
+		} else {
+			kvDur += kvWatch(b, f, total)
+			rawDur += rawWatch(b, f, total)
+		}
+	}
+	kvRate := float64(total*b.N) / kvDur.Seconds()
+	rawRate := float64(total*b.N) / rawDur.Seconds()
+	b.ReportMetric(kvRate, "kv_msgs/s")
+	b.ReportMetric(rawRate, "raw_msgs/s")
+	b.ReportMetric(kvRate/rawRate, "ratio")
+}
+
+func kvWatch(b *testing.B, f *benchFixture, want int) time.Duration {
+	start := time.Now()
+	w, err := f.b.Watch(context.Background(), kv.All(), kv.WatchOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for u := range w.Updates() {
+		if u.Op == kv.OpSynced {
+			break
+		}
+		n++
+	}
+	d := time.Since(start)
+	w.Stop()
+	if n != want {
+		b.Fatalf("kv watch delivered %d, want %d (err %v)", n, want, w.Err())
+	}
+	return d
+}
+
+func rawWatch(b *testing.B, f *benchFixture, want int) time.Duration {
+	js := f.conn.JetStream()
+	start := time.Now()
+	cons, err := js.OrderedConsumer(context.Background(), "KV_bench", jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	n := 0
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		n++
+		if n == want {
+			close(done)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("raw consumer delivered %d of %d", n, want)
+	}
+	d := time.Since(start)
+	cc.Stop()
+	return d
+}
+
+// benchFold is the fold of the fixture at its cursor: every fixture key, live.
+type benchFold struct{ keys int }
+
+func (f benchFold) Count() (uint64, error) { return uint64(f.keys), nil }
+func (f benchFold) Holds(key string) (bool, error) {
+	var i int
+	_, err := fmt.Sscanf(key, "k.%07d", &i)
+	return err == nil && i < f.keys, nil
+}
+func (f benchFold) Keys() iter.Seq2[kv.KeyState, error] {
+	return func(yield func(kv.KeyState, error) bool) {
+		for i := 0; i < f.keys; i++ {
+			if !yield(kv.KeyState{Key: benchKey(i), Live: true}, nil) {
+				return
+			}
+		}
+	}
+}
+
+// BenchmarkResumeLatency measures a verified resume on the fixture's stream: time from
+// Watch to the 100th message of the 100-message delta, and to OpSynced.
+func BenchmarkResumeLatency(b *testing.B) {
+	f := getBench(b)
+	fold := benchFold{keys: f.keys}
+	var toLast, toSynced time.Duration
+	checks := kv.ExactChecks()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		w, err := f.b.Watch(context.Background(), kv.All(), kv.WatchOptions{Cursor: f.cursor, Fold: fold})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for u := range w.Updates() {
+			if u.Op == kv.OpSynced {
+				toSynced += time.Since(start)
+				break
+			}
+			n++
+			if n == 100 {
+				toLast += time.Since(start)
+			}
+		}
+		w.Stop()
+		if n != 100 {
+			b.Fatalf("delta of %d messages, want 100 (err %v)", n, w.Err())
+		}
+	}
+	b.ReportMetric(float64(toLast.Microseconds())/float64(b.N)/1000, "ms_to_100th")
+	b.ReportMetric(float64(toSynced.Microseconds())/float64(b.N)/1000, "ms_to_synced")
+	if c := kv.ExactChecks() - checks; c != 0 {
+		b.Errorf("resume ran %d exact checks; the fixture fold should pass the count check", c)
+	}
+}
+
+var _ = nats.ErrTimeout
