@@ -124,7 +124,7 @@ func (r *ring) resetLocked(cursor uint64) {
 	r.signal()
 }
 
-// close wakes every reader with errRingClosed.
+// close ends the ring: readers get what remains, then errRingClosed.
 func (r *ring) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -169,7 +169,8 @@ func (r *ring) read(pos position, dst []ringEntry, max int) ([]ringEntry, uint64
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case r.closed:
+	case r.closed && pos.After >= r.cursor:
+		// Readers drain what was applied before the close, then end.
 		return dst, 0, nil, errRingClosed
 	case pos.Epoch != r.epoch:
 		return dst, 0, nil, errRingReset

@@ -96,8 +96,14 @@ func TestRingResetOnDisorderAndWakes(t *testing.T) {
 	if _, _, _, err := r.read(p2, nil, 10); !errors.Is(err, errRingReset) {
 		t.Fatalf("after cursor regression: %v", err)
 	}
+	r.append(4, puts(3, 4))
+	p3 := position{After: 2, Epoch: r.epoch}
 	r.close()
-	if _, _, _, err := r.read(p2, nil, 10); !errors.Is(err, errRingClosed) {
+	// After close a reader still drains what was applied, then gets errRingClosed.
+	if es, _, _, err := r.read(p3, nil, 10); err != nil || fmt.Sprint(revsOf(es)) != "[3 4]" {
+		t.Fatalf("drain after close: %v %v", revsOf(es), err)
+	}
+	if _, _, _, err := r.read(position{After: 4, Epoch: r.epoch}, nil, 10); !errors.Is(err, errRingClosed) {
 		t.Fatalf("after close: %v", err)
 	}
 }
