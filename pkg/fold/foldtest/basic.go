@@ -153,6 +153,11 @@ func testCursorRegression(t *testing.T, open OpenFunc) {
 	if e, _, _ := s.Get("a"); string(e.Value) != "1" || s.State().Cursor != 10 {
 		t.Fatalf("rejected apply changed the store: %q cursor %d", e.Value, s.State().Cursor)
 	}
+	// A resync may restart the cursor (e.g. the bucket was recreated).
+	mustApply(t, s, Batch{State: fold.State{Cursor: 0, Resyncing: true}})
+	if st := s.State(); st.Cursor != 0 || !st.Resyncing {
+		t.Fatalf("resync restart: state %+v, want cursor 0 resyncing", st)
+	}
 }
 
 func testInvalidMutation(t *testing.T, open OpenFunc) {

@@ -25,7 +25,7 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if s.broken != nil {
 		return fmt.Errorf("apply: log unusable after an earlier write failure: %w", s.broken)
 	}
-	if st.Cursor < s.st.Cursor {
+	if st.Cursor < s.st.Cursor && !st.Resyncing {
 		return fmt.Errorf("apply: %w: cursor %d is below %d", fold.ErrCursorRegression, st.Cursor, s.st.Cursor)
 	}
 	var buf []byte

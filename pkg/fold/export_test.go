@@ -1,0 +1,5 @@
+package fold
+
+// DisableResyncDiff turns the resync diff off, so tests can show it is what removes keys
+// that vanished while the fold was away.
+func DisableResyncDiff(l *Loop) { l.noDiff = true }

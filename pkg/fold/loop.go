@@ -1,0 +1,434 @@
+package fold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// Defaults for LoopConfig.
+const (
+	DefaultBatchWindow     = 10 * time.Millisecond
+	DefaultBatchMax        = 100
+	DefaultBatchMaxCatchUp = 10000
+	// catchUpPending is the backlog (messages pending at the server) above which a batch may
+	// grow to BatchMaxCatchUp.
+	catchUpPending = 1000
+	watchBuffer    = 8192
+	backoffMin     = 100 * time.Millisecond
+	backoffMax     = 10 * time.Second
+)
+
+// ErrApplyHook wraps an error or panic of the LoopConfig.Apply hook.
+var ErrApplyHook = errors.New("fold: apply hook failed")
+
+// errFatal marks errors that stop Run instead of being retried.
+type errFatal struct{ err error }
+
+func (e errFatal) Error() string { return e.err.Error() }
+func (e errFatal) Unwrap() error { return e.err }
+
+// Loop is the applied-watch loop: watch -> batch -> parse -> apply hook -> Store.Apply ->
+// Observer. The cursor a store persists never names an update that is not in the fold.
+type Loop struct {
+	bucket *kv.Bucket
+	store  atomic.Pointer[storeRef]
+	cfg    LoopConfig
+	log    *slog.Logger
+	synced bool
+	// noDiff disables the resync diff; only tests set it, to prove the diff is what
+	// removes keys that vanished while a fold was away.
+	noDiff bool
+}
+
+type storeRef struct{ s Store }
+
+// NewLoop returns a loop folding bucket into s. Run starts it.
+func NewLoop(b *kv.Bucket, s Store, cfg LoopConfig) *Loop {
+	if cfg.BatchWindow <= 0 {
+		cfg.BatchWindow = DefaultBatchWindow
+	}
+	if cfg.BatchMax <= 0 {
+		cfg.BatchMax = DefaultBatchMax
+	}
+	if cfg.BatchMaxCatchUp < cfg.BatchMax {
+		cfg.BatchMaxCatchUp = max(DefaultBatchMaxCatchUp, cfg.BatchMax)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	l := &Loop{bucket: b, cfg: cfg, log: cfg.Logger}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	l.store.Store(&storeRef{s})
+	return l
+}
+
+// Store returns the store the loop currently folds into (it changes after a reseed).
+func (l *Loop) Store() Store { return l.store.Load().s }
+
+// Run folds until ctx is cancelled, then drains and persists the batch in flight and returns
+// the final state. Watch failures are retried with jittered backoff and reported as
+// EventWatchError; cursor expiry is recovered by Reseed or by a full resync with diff. Run
+// returns an error only for a store failure or an Apply hook failure (no cursor advance).
+func (l *Loop) Run(ctx context.Context) (State, error) {
+	backoff := backoffMin
+	for {
+		progressed, err := l.runOnce(ctx)
+		if ctx.Err() != nil {
+			return l.Store().State(), nil
+		}
+		var fatal errFatal
+		switch {
+		case errors.As(err, &fatal):
+			return l.Store().State(), fatal.err
+		case errors.Is(err, kv.ErrCursorExpired):
+			l.cfg.Observer.Event(Event{Kind: EventCursorExpired, Err: err})
+			l.log.Warn("cursor expired", "cursor", l.Store().State().Cursor, "error", err)
+			if err := l.recoverExpired(ctx); err != nil {
+				if ctx.Err() != nil {
+					return l.Store().State(), nil
+				}
+				if errors.As(err, &fatal) {
+					return l.Store().State(), fatal.err
+				}
+				l.watchError(err)
+			}
+			backoff = backoffMin
+			continue
+		case err != nil:
+			l.watchError(err)
+		}
+		if progressed {
+			backoff = backoffMin
+		}
+		if !sleepCtx(ctx, jitter(backoff)) {
+			return l.Store().State(), nil
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+func (l *Loop) watchError(err error) {
+	l.log.Warn("watch failed; retrying", "error", err)
+	l.cfg.Observer.Event(Event{Kind: EventWatchError, Err: err})
+}
+
+// recoverExpired tries the reseed hook, else marks the store for a full resync (which the
+// next runOnce performs). The mark is persisted so a crash before the diff finishes resyncs
+// again instead of trusting a half-diffed fold.
+func (l *Loop) recoverExpired(ctx context.Context) error {
+	if l.cfg.Reseed != nil {
+		ns, src, err := l.cfg.Reseed(ctx, l.Store())
+		switch {
+		case err != nil:
+			l.log.Warn("reseed failed; falling back to full resync", "error", err)
+		case ns != nil:
+			l.store.Store(&storeRef{ns})
+			l.cfg.Observer.Event(Event{Kind: EventSeeded, Source: src})
+			return nil
+		}
+	}
+	s := l.Store()
+	if err := s.Apply(nil, State{Cursor: 0, Resyncing: true}); err != nil {
+		return errFatal{fmt.Errorf("mark resync: %w", err)}
+	}
+	return nil
+}
+
+// runOnce runs one watch until it ends. progressed reports whether any batch was applied.
+func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
+	l.synced = false
+	s := l.Store()
+	st := s.State()
+	stats, err := s.Stats()
+	if err != nil {
+		return false, errFatal{fmt.Errorf("read fold stats: %w", err)}
+	}
+	held := stats.Live + stats.Tombstones
+	opts := kv.WatchOptions{Buffer: watchBuffer}
+	var diff *resync
+	switch {
+	case st.Resyncing, st.Cursor == 0 && held > 0:
+		// A full state-sync replay whose diff removes local keys the bucket no longer has.
+		if !st.Resyncing {
+			if err := s.Apply(nil, State{Cursor: 0, Resyncing: true}); err != nil {
+				return false, errFatal{fmt.Errorf("mark resync: %w", err)}
+			}
+		}
+		l.cfg.Observer.Event(Event{Kind: EventResyncStarted})
+		l.log.Info("full resync with diff", "held", held)
+		diff = &resync{seen: make(map[string]struct{}, held)}
+	case st.Cursor > 0:
+		opts.Cursor = st.Cursor
+		opts.Fold = storeFoldState{s}
+	}
+	w, err := l.bucket.Watch(ctx, l.cfg.Scope, opts)
+	if err != nil {
+		return false, fmt.Errorf("start watch: %w", err)
+	}
+	defer w.Stop()
+	b := &batcher{loop: l, store: s, diff: diff}
+	progressed, err = b.run(ctx, w)
+	if err != nil {
+		return progressed, err
+	}
+	if ctx.Err() != nil {
+		return progressed, nil
+	}
+	if werr := w.Err(); werr != nil {
+		return progressed, werr
+	}
+	return progressed, fmt.Errorf("watch ended: %w", kv.ErrWatchInterrupted)
+}
+
+// resync tracks the keys a full state-sync delivered so the diff can remove the rest.
+type resync struct {
+	seen map[string]struct{}
+}
+
+// batcher collects updates into batches and applies them.
+type batcher struct {
+	loop  *Loop
+	store Store
+	diff  *resync
+
+	updates []kv.Update // data updates of the batch, for the hook and the observer
+	muts    []Mutation
+	cursor  uint64
+	synced  bool // the batch ends with OpSynced
+	pending uint64
+	oldest  time.Time
+}
+
+// run reads w until it closes or ctx ends; the batch in flight is always applied first.
+func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err error) {
+	ch := w.Updates()
+	cfg := &b.loop.cfg
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		// Wait for the first update of a batch.
+		var u kv.Update
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return progressed, nil
+		case u, ok = <-ch:
+			if !ok {
+				return progressed, nil
+			}
+		}
+		b.reset()
+		timer.Reset(cfg.BatchWindow)
+		closed := b.add(u)
+		// Fill the batch until the window elapses or it is full.
+	fill:
+		for !closed && !b.full() {
+			select {
+			case u, ok = <-ch:
+				if !ok {
+					break fill
+				}
+				closed = b.add(u)
+			case <-timer.C:
+				break fill
+			case <-ctx.Done():
+				break fill
+			}
+		}
+		timer.Stop()
+		if err := b.flush(); err != nil {
+			return progressed, err
+		}
+		progressed = true
+		if !ok {
+			return progressed, nil
+		}
+	}
+}
+
+func (b *batcher) reset() {
+	b.updates = b.updates[:0]
+	b.muts = b.muts[:0]
+	b.synced = false
+	b.oldest = time.Time{}
+	b.cursor = 0
+}
+
+func (b *batcher) full() bool {
+	limit := b.loop.cfg.BatchMax
+	if b.pending > catchUpPending {
+		limit = b.loop.cfg.BatchMaxCatchUp
+	}
+	return len(b.muts) >= limit
+}
+
+// add folds one update into the batch; it returns true when the batch must close now.
+func (b *batcher) add(u kv.Update) bool {
+	cfg := &b.loop.cfg
+	b.pending = u.Pending
+	switch u.Op {
+	case kv.OpSynced:
+		b.synced = true
+		return true
+	case kv.OpForget:
+		b.muts = append(b.muts, Mutation{Op: MutForget, Key: u.Key})
+		return false
+	}
+	b.cursor = max(b.cursor, u.Revision)
+	if b.oldest.IsZero() {
+		b.oldest = u.Created
+	}
+	if !cfg.Scope.Contains(u.Key) {
+		return false
+	}
+	if b.diff != nil {
+		b.diff.seen[u.Key] = struct{}{}
+	}
+	if cfg.Parse != nil && !cfg.Parse(u) {
+		return false
+	}
+	b.updates = append(b.updates, u)
+	if u.Op == kv.OpPut {
+		b.muts = append(b.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision})
+	} else {
+		b.muts = append(b.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision})
+	}
+	return false
+}
+
+// flush runs the hook, applies the batch and its cursor atomically, then notifies.
+func (b *batcher) flush() error {
+	l := b.loop
+	prev := b.store.State()
+	next := State{Cursor: max(prev.Cursor, b.cursor), Resyncing: prev.Resyncing}
+	var resyncDeleted uint64
+	if b.synced && b.diff != nil {
+		n, err := b.diffMutations()
+		if err != nil {
+			return errFatal{err}
+		}
+		resyncDeleted = n
+		next.Resyncing = false
+	}
+	if len(b.updates) > 0 && l.cfg.Apply != nil {
+		if err := callHook(l.cfg.Apply, b.updates); err != nil {
+			return errFatal{err}
+		}
+	}
+	if len(b.muts) > 0 || next != prev {
+		if err := b.store.Apply(b.muts, next); err != nil {
+			return errFatal{fmt.Errorf("apply batch at cursor %d: %w", next.Cursor, err)}
+		}
+	}
+	if b.synced {
+		l.synced = true
+		if b.diff != nil {
+			l.cfg.Observer.Event(Event{Kind: EventResyncDone, Deleted: resyncDeleted})
+			b.diff = nil
+		}
+		l.cfg.Observer.Event(Event{Kind: EventSynced})
+	}
+	l.cfg.Observer.Applied(Progress{State: next, Pending: b.pending, OldestUnapplied: b.oldest, Synced: l.synced}, b.updates)
+	return nil
+}
+
+// diffMutations appends, for every key the fold holds but the state sync did not deliver,
+// a synthetic delete (live keys, also passed to the hook) or forget (tombstones).
+func (b *batcher) diffMutations() (uint64, error) {
+	var n uint64
+	if b.loop.noDiff {
+		return 0, nil
+	}
+	snap, err := b.store.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("resync diff: %w", err)
+	}
+	defer func() { _ = snap.Close() }()
+	now := time.Now()
+	for e, err := range snap.Range("", true) {
+		if err != nil {
+			return 0, fmt.Errorf("resync diff: %w", err)
+		}
+		if _, ok := b.diff.seen[e.Key]; ok {
+			continue
+		}
+		if e.Live {
+			n++
+			b.muts = append(b.muts, Mutation{Op: MutForget, Key: e.Key})
+			b.updates = append(b.updates, kv.Update{Op: kv.OpDelete, Key: e.Key, Revision: e.Revision, Created: now})
+		} else {
+			b.muts = append(b.muts, Mutation{Op: MutForget, Key: e.Key})
+		}
+	}
+	return n, nil
+}
+
+func callHook(hook func([]kv.Update) error, batch []kv.Update) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic: %v", ErrApplyHook, r)
+		}
+	}()
+	if err := hook(batch); err != nil {
+		return fmt.Errorf("%w: %w", ErrApplyHook, err)
+	}
+	return nil
+}
+
+// storeFoldState adapts a Store to kv.FoldState for verified resumes. A store holds only
+// keys within its scope (scope is exact), so its counts are the scope's counts.
+type storeFoldState struct{ s Store }
+
+func (f storeFoldState) Count() (uint64, error) {
+	st, err := f.s.Stats()
+	if err != nil {
+		return 0, err
+	}
+	return st.Live + st.Tombstones, nil
+}
+
+func (f storeFoldState) Holds(key string) (bool, error) {
+	_, ok, err := f.s.Lookup(key)
+	return ok, err
+}
+
+func (f storeFoldState) Keys() iter.Seq2[kv.KeyState, error] {
+	return func(yield func(kv.KeyState, error) bool) {
+		for e, err := range f.s.Range("", true) {
+			if !yield(kv.KeyState{Key: e.Key, Live: e.Live}, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Applied(Progress, []kv.Update) {}
+func (nopObserver) Event(Event)                   {}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
