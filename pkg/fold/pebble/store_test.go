@@ -1,0 +1,161 @@
+package pebble
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/foldtest"
+)
+
+// silent drops Pebble's logs (corruption tests make it report errors on purpose).
+type silent struct{}
+
+func (silent) Infof(string, ...interface{})  {}
+func (silent) Errorf(string, ...interface{}) {}
+func (silent) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+func testOptions() Options {
+	return Options{CacheSize: 8 << 20, MemTableSize: 4 << 20, Logger: silent{}}
+}
+
+func openTest(t *testing.T, dir string) fold.Store {
+	t.Helper()
+	s, err := Open(dir, testOptions())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	foldtest.RunStoreTests(t, openTest, foldtest.Hooks{
+		OpenErr: func(dir string) (fold.Store, error) { return Open(dir, testOptions()) },
+		Crash:   crashableMemCrash,
+		Corrupt: flipInLargestFile,
+	})
+}
+
+// crashableMemCrash runs the batches on vfs.NewCrashableMem and takes crash clones (with a
+// random share of unsynced writes surviving) after Applies and while Applies run in
+// another goroutine; every clone must reopen at a complete batch, and with SyncEveryApply
+// at or after the last acknowledged one.
+func crashableMemCrash(t *testing.T, batches []foldtest.Batch, check func(fold.Store, int, int)) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	reopen := func(fs *vfs.MemFS, lo, hi int) {
+		s, err := Open("/fold", Options{FS: fs})
+		if err != nil {
+			t.Fatalf("reopen crash clone: %v", err)
+		}
+		check(s, lo, hi)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mode := range []SyncMode{SyncEveryApply, SyncNone} {
+		fs := vfs.NewCrashableMem()
+		s, err := Open("/fold", Options{FS: fs, Sync: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		half := len(batches) / 2
+		for i, b := range batches[:half] {
+			if err := s.Apply(b.Muts, b.State); err != nil {
+				t.Fatal(err)
+			}
+			clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rng})
+			lo := i + 1
+			if mode == SyncNone {
+				lo = 0
+			}
+			reopen(clone, lo, i+1)
+		}
+		// Crash while Applies are in flight.
+		var mu sync.Mutex
+		applied := half
+		done := make(chan error, 1)
+		go func() {
+			for _, b := range batches[half:] {
+				if err := s.Apply(b.Muts, b.State); err != nil {
+					done <- err
+					return
+				}
+				mu.Lock()
+				applied++
+				mu.Unlock()
+			}
+			done <- nil
+		}()
+		for finished := false; !finished; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				finished = true
+			default:
+			}
+			mu.Lock()
+			lo := applied
+			mu.Unlock()
+			clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rng})
+			mu.Lock()
+			hi := min(applied+1, len(batches))
+			mu.Unlock()
+			if mode == SyncNone {
+				lo = 0
+			}
+			reopen(clone, lo, hi)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// flipInLargestFile flips a byte in the middle half of the largest table (Close flushed
+// the memtables), or of the WAL when there is no table.
+func flipInLargestFile(t *testing.T, dir string, rng *rand.Rand) {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best string
+	var size int64
+	for _, n := range names {
+		fi, err := n.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		weight := fi.Size()
+		if strings.HasSuffix(n.Name(), ".sst") {
+			weight += 1 << 40
+		}
+		if (strings.HasSuffix(n.Name(), ".sst") || strings.HasSuffix(n.Name(), ".log")) && weight > size {
+			best, size = n.Name(), weight
+		}
+	}
+	if best == "" {
+		t.Fatalf("no table or log file in %s", dir)
+	}
+	p := filepath.Join(dir, best)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := len(data)/4 + rng.IntN(len(data)/2)
+	data[i] ^= byte(1 + rng.IntN(255))
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flipped byte %d of %s (%d bytes)", i, best, len(data))
+}
