@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,52 +18,62 @@ import (
 // markers, TTL) leave no trace in the sequence numbers at all. So a resume from cursor c
 // proves for itself that the fold is not missing anything:
 //
-//   - At the start, capture in one consistent step L (the stream's last sequence), N (the
-//     number of subjects within scope at L) and Q (the number of messages in (c, L] within
-//     scope, the new consumer's pending count). Consistent means no message was appended
-//     between the two stream-info calls that bracket the consumer creation and the count.
-//   - Deliver the delta from c+1. For every delivered message with sequence <= L, add its
-//     key to D, asking Fold.Holds only for keys not yet in D; dNew counts keys the fold
-//     does not hold. So |K_c ∪ D| = Fold.Count() + dNew.
-//   - When the delta through L is delivered (Q messages, a message beyond L, nothing
-//     pending, or the idle supervisor finds the consumer caught up):
-//     every subject alive at the count has its last message at or below c (the fold holds
-//     it) or in (c, L] (it existed when the consumer was created, so if all Q messages were
-//     delivered it is in D): S ⊆ K_c ∪ D. If |K_c ∪ D| == N the two sets are equal and no
-//     key the fold holds has vanished: history-1 rewrites (supersession) never change the
-//     count, so ordinary restarts stay delta-only however far the first sequence moved.
-//   - Otherwise, or when the cheap check cannot be evaluated (inconsistent capture, fewer
-//     than Q messages delivered because some vanished before delivery, D over its cap),
-//     run the exact check: enumerate the stream's subjects within scope (headers-only
-//     last-per-subject consumer) and compare with Fold.Keys(). A key the fold holds live,
-//     absent from the stream and not in D, lost information: ErrCursorExpired. A tombstone
-//     absent from the stream only lost its marker: OpForget. Then OpSynced.
+//   - Capture the stream's last sequence L and deliver the delta (c, L] within scope. For
+//     every delivered message add its key to D, asking Fold.Holds only for keys not yet in
+//     D; dNew counts keys the fold does not hold, so |K_c ∪ D| = Fold.Count() + dNew.
+//   - Once the delta through L is delivered (a message at or beyond L, nothing pending, or
+//     the idle supervisor finds the consumer caught up), read at time T the stream's last
+//     sequence L_T and its number of subjects within scope N_T, consistently (one stream
+//     info for scope All; a bracket of two stream infos around a subject count for
+//     prefixes). If L_T > L, writes landed meanwhile: extend L to L_T and keep delivering
+//     (a few rounds, then fall back to the exact check).
+//   - With L_T == L: every subject alive at T has its last message at or below c (the
+//     fold holds it) or in (c, L]; such a message still exists at T, so it existed when
+//     the delta passed its sequence, so it was delivered and is in D. Hence S_T ⊆ K_c ∪ D,
+//     and |K_c ∪ D| == N_T means the sets are equal: no key the fold holds has vanished.
+//     Supersession (history-1 rewrites) never changes the count, so ordinary restarts
+//     stay delta-only however far the first sequence moved. Messages removed before
+//     delivery need no special case: if their key is still alive its newer message was
+//     delivered, and if it is gone the count differs.
+//   - Otherwise (counts differ, capture not consistent, D over its cap) run the exact
+//     check: enumerate the stream's subjects within scope (headers-only last-per-subject
+//     consumer) and compare with Fold.Keys(). A key the fold holds live, absent from the
+//     stream and not in D, lost information: ErrCursorExpired. A tombstone absent from
+//     the stream only lost its marker: OpForget. Then OpSynced.
 //
-// The check never reports loss for a key the fold does not hold live, and never misses a
-// key the fold holds live that vanished (no false negatives). Both directions are pinned
-// by tests (verify_test.go).
+// The check never misses a key the fold holds live that vanished (no false negatives) and
+// never reports loss for a key the fold does not hold live. Both directions are pinned by
+// tests (verify_test.go).
+//
+// A small delta (at most directMaxSeqs sequences) is fetched with parallel direct gets
+// instead of a consumer: creating a consumer that starts inside a history-1 stream makes
+// the server walk its whole subject index to count pending messages (tens of ms at 1M
+// keys), while a consumer created at L+1 is instant. The live consumer then starts after
+// the delta.
 
 // maxTrackedKeys caps D; a larger delta falls back to the exact check.
-const maxTrackedKeys = 1 << 20
+var maxTrackedKeys = 1 << 20
+
+// Tuning of the verified resume.
+const (
+	directMaxSeqs  = 4096 // largest delta fetched by direct gets
+	directWorkers  = 32   // direct gets in flight
+	captureRetries = 5    // attempts at a consistent prefix-scope count
+	extendRounds   = 5    // target extensions under concurrent writes
+)
 
 // exactChecks counts exact checks run (observed by tests: ordinary restarts must not
 // need one).
 var exactChecks atomic.Int64
 
-// captureAttempts bounds the retries for a consistent (L, N, Q) capture under writes.
-const captureAttempts = 5
-
 type verifyState struct {
-	fold       FoldState
-	cursor     uint64
-	count      uint64 // Fold.Count() at the cursor
-	n          uint64 // subjects within scope at L
-	q          uint64 // messages within scope in (cursor, L] when the consumer was created
-	consistent bool
-	d          map[string]struct{}
-	dNew       uint64
-	overflow   bool
-	delivered  uint64 // delta messages with sequence <= L delivered
+	fold     FoldState
+	cursor   uint64
+	count    uint64 // Fold.Count() at the cursor
+	d        map[string]struct{}
+	dNew     uint64
+	overflow bool
+	rounds   int
 }
 
 // track adds key to D.
@@ -85,61 +96,136 @@ func (v *verifyState) track(key string) error {
 	return nil
 }
 
-// startResume captures (L, N, Q) and starts the delta consumer at cursor+1.
+// startResume captures the target L and prepares the delta from cursor+1: direct gets
+// for a small delta (run by begin), else an ordered consumer.
 func (w *Watcher) startResume(ctx context.Context) error {
 	op := fmt.Sprintf("watch bucket %q from cursor %d", w.b.name, w.opts.Cursor)
 	count, err := w.opts.Fold.Count()
 	if err != nil {
 		return fmt.Errorf("%s: fold count: %w", op, err)
 	}
-	v := &w.st.verify
-	*v = verifyState{fold: w.opts.Fold, cursor: w.opts.Cursor, count: count, d: make(map[string]struct{})}
+	w.st.verify = verifyState{fold: w.opts.Fold, cursor: w.opts.Cursor, count: count, d: make(map[string]struct{})}
 	w.st.phase = phaseVerify
 	w.st.lastSeq = w.opts.Cursor
-	for attempt := 1; ; attempt++ {
-		before, err := w.b.stream.Info(ctx)
-		if err != nil {
-			return mapErr(op, err)
-		}
-		if before.State.LastSeq < w.opts.Cursor {
-			// The stream is behind the cursor: it was recreated or reset.
-			return fmt.Errorf("%s: %w: stream last sequence %d is below the cursor (bucket recreated?)",
-				op, ErrCursorExpired, before.State.LastSeq)
-		}
-		q, err := w.consumer(ctx, jetstream.OrderedConsumerConfig{
-			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:   w.opts.Cursor + 1,
-		})
-		if err != nil {
+	w.st.fetched = w.opts.Cursor
+	info, err := w.b.stream.Info(ctx)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	if info.State.LastSeq < w.opts.Cursor {
+		// The stream is behind the cursor: it was recreated or reset.
+		return fmt.Errorf("%s: %w: stream last sequence %d is below the cursor (bucket recreated?)",
+			op, ErrCursorExpired, info.State.LastSeq)
+	}
+	w.st.last = info.State.LastSeq
+	if info.Config.AllowDirect && info.Config.Replicas <= 1 && w.st.last-w.opts.Cursor <= directMaxSeqs {
+		// Direct gets may be served by replicas that lag (no read-after-write on R>1):
+		// a message missed that way would break the proof, so only R1 streams use them.
+		w.st.direct = true
+		return nil
+	}
+	return w.consumerFrom(w.opts.Cursor + 1)
+}
+
+// directResume delivers the delta with direct gets and evaluates it, extending the target
+// while writes land, until the resume is settled or the rest is too large (the consumer
+// then continues the verification). Called with w.mu held.
+func (w *Watcher) directResume() error {
+	for w.st.phase == phaseVerify && w.st.last-w.st.fetched <= directMaxSeqs {
+		if err := w.directDelta(w.st.fetched+1, w.st.last); err != nil {
 			return err
 		}
-		var n uint64
-		if !w.scope.IsAll() {
-			if n, err = w.countSubjects(ctx); err != nil {
-				w.dropConsumer(ctx)
-				return fmt.Errorf("%s: count subjects: %w", op, err)
-			}
+		if err := w.finishVerify(); err != nil {
+			return err
 		}
-		after, err := w.b.stream.Info(ctx)
-		if err != nil {
-			w.dropConsumer(ctx)
-			return mapErr(op, err)
-		}
-		if w.scope.IsAll() {
-			n = after.State.NumSubjects
-		}
-		w.st.last = before.State.LastSeq
-		v.n, v.q = n, q
-		v.consistent = after.State.LastSeq == before.State.LastSeq
-		if v.consistent || attempt == captureAttempts {
-			break
-		}
-		// Writes landed during the capture: retry with a fresh consumer.
-		w.dropConsumer(ctx)
 	}
-	// Empty delta: run evaluates right away.
-	w.st.finishNow = v.q == 0
 	return nil
+}
+
+// directDelta fetches every sequence in [from, to] with parallel direct gets and delivers
+// the messages within scope in order, tracking them in D.
+func (w *Watcher) directDelta(from, to uint64) error {
+	if from > to {
+		return nil
+	}
+	n := int(to - from + 1)
+	msgs := make([]*jetstream.RawStreamMsg, n)
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(directWorkers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || w.ctx.Err() != nil {
+					return
+				}
+				m, err := w.b.stream.GetMsg(w.ctx, from+uint64(i))
+				if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					errs[i] = err
+				}
+				msgs[i] = m
+			}
+		}()
+	}
+	wg.Wait()
+	if w.ctx.Err() != nil {
+		return errStopped
+	}
+	for i, m := range msgs {
+		if errs[i] != nil {
+			return mapErr(fmt.Sprintf("watch bucket %q: get delta message %d", w.b.name, from+uint64(i)), errs[i])
+		}
+		if m == nil || len(m.Subject) <= len(w.b.pre) || m.Subject[:len(w.b.pre)] != w.b.pre {
+			continue // removed since, or not a key
+		}
+		key := m.Subject[len(w.b.pre):]
+		if !w.scope.Contains(key) {
+			continue
+		}
+		if err := w.st.verify.track(key); err != nil {
+			return err
+		}
+		u := Update{Op: opFromHeader(m.Header), Key: key, Revision: m.Sequence, Created: m.Time, Pending: to - m.Sequence}
+		if u.Op == OpPut {
+			u.Value = m.Data
+		}
+		w.st.lastSeq = m.Sequence
+		w.st.progress++
+		if err := w.send(u); err != nil {
+			return err
+		}
+	}
+	w.st.fetched = to
+	return nil
+}
+
+// countAt reads the stream's last sequence and its number of subjects within scope at
+// one point; ok is false when a consistent reading could not be had.
+func (w *Watcher) countAt() (last, n uint64, ok bool, err error) {
+	info, err := w.b.stream.Info(w.ctx)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if w.scope.IsAll() {
+		return info.State.LastSeq, info.State.NumSubjects, true, nil
+	}
+	for range captureRetries {
+		if n, err = w.countSubjects(w.ctx); err != nil {
+			return 0, 0, false, err
+		}
+		after, err := w.b.stream.Info(w.ctx)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if after.State.LastSeq == info.State.LastSeq {
+			return info.State.LastSeq, n, true, nil
+		}
+		info = after
+	}
+	return info.State.LastSeq, n, false, nil
 }
 
 // countSubjects returns the number of subjects within the (prefix) scope, as the pending
@@ -168,14 +254,28 @@ func (w *Watcher) countSubjects(ctx context.Context) (uint64, error) {
 	return info.NumPending, nil
 }
 
-// finishVerify evaluates the resume once the delta through L is delivered, emits OpForget
+// finishVerify evaluates the resume once the delta through the target is delivered. It
+// either extends the target (writes landed; the phase stays verify), or emits OpForget
 // updates for purged tombstones and OpSynced, or fails with ErrCursorExpired. Called with
 // w.mu held.
 func (w *Watcher) finishVerify() error {
 	v := &w.st.verify
+	op := fmt.Sprintf("verify resume of bucket %q from cursor %d", w.b.name, v.cursor)
+	last, n, consistent, err := w.countAt()
+	if err != nil {
+		if w.ctx.Err() != nil {
+			return errStopped
+		}
+		return mapErr(op, err)
+	}
+	if consistent && last > w.st.last && v.rounds < extendRounds && !v.overflow {
+		v.rounds++
+		w.st.last = last
+		return nil
+	}
 	w.st.phase = phaseLive
 	synced := max(w.st.last, w.st.lastSeq)
-	exact := !v.consistent || v.overflow || v.delivered < v.q || v.count+v.dNew != v.n
+	exact := !consistent || last != w.st.last || v.overflow || v.count+v.dNew != n
 	if exact {
 		exactChecks.Add(1)
 		forget, err := w.exactCheck()
@@ -198,13 +298,13 @@ func (w *Watcher) finishVerify() error {
 func (w *Watcher) exactCheck() ([]string, error) {
 	v := &w.st.verify
 	op := fmt.Sprintf("verify resume of bucket %q from cursor %d", w.b.name, v.cursor)
-	inStream := make(map[string]struct{}, v.n)
+	inStream := make(map[string]struct{})
 	err := w.b.eachLastPerSubject(w.ctx, w.filters, true, func(e Entry, _ uint64) bool {
 		inStream[e.Key] = struct{}{}
 		return true
 	})
 	if err != nil {
-		if errors.Is(err, context.Canceled) && w.ctx.Err() != nil {
+		if w.ctx.Err() != nil {
 			return nil, errStopped
 		}
 		return nil, mapErr(op+": list stream subjects", err)

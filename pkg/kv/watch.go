@@ -76,7 +76,9 @@ type watchState struct {
 	consumer  string // name of the current consumer; a change means the consumer was reset
 	progress  uint64 // messages handled (for the idle supervisor)
 	idleSince uint64 // progress value at the previous supervisor tick
-	finishNow bool   // nothing to deliver before OpSynced: run completes at once
+	finishNow bool   // nothing to deliver before OpSynced: begin completes at once
+	direct    bool   // the verified delta is small: fetch it with direct gets
+	fetched   uint64 // direct gets covered every sequence up to here
 	verify    verifyState
 }
 
@@ -131,34 +133,61 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 	if opts.Fold != nil {
 		status = b.conn.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	}
-	// Hold mu until setup is complete: the consumer's handler waits for it.
+	// Hold mu until setup is complete: the consumer's handler and the supervisor wait for
+	// it. begin releases it, off the caller's goroutine (it may send more than the buffer
+	// holds before live delivery starts).
 	w.mu.Lock()
-	cc, err := w.cons.Consume(w.onMsg,
-		jetstream.PullMaxMessages(max(opts.Buffer, 256)),
-		jetstream.ConsumeErrHandler(w.onConsumeErr))
-	if err != nil {
-		w.mu.Unlock()
-		w.cancel()
-		if status != nil {
-			b.conn.nc.RemoveStatusListener(status)
-		}
-		return nil, mapErr(fmt.Sprintf("watch bucket %q", b.name), err)
-	}
-	w.cc = cc
 	go w.supervise(status)
-	if !w.st.finishNow {
-		w.mu.Unlock()
-		return w, nil
-	}
-	// Nothing to deliver before the sync/verification completes: complete it now, off the
-	// caller's goroutine (it may send more than the buffer holds).
 	go func() {
 		defer w.mu.Unlock()
-		if err := w.finish(); err != nil && !errors.Is(err, errStopped) {
+		if err := w.begin(); err != nil && !errors.Is(err, errStopped) {
 			w.fail(err)
 		}
 	}()
 	return w, nil
+}
+
+// begin delivers what comes before the consumer (a small verified delta fetched by
+// direct gets), completes an empty sync or delta, and starts consuming. Called with w.mu
+// held.
+func (w *Watcher) begin() error {
+	if w.st.phase == phaseVerify && w.st.direct {
+		if err := w.directResume(); err != nil {
+			return err
+		}
+		if err := w.consumerFrom(w.st.fetched + 1); err != nil {
+			return err
+		}
+	}
+	cc, err := w.cons.Consume(w.onMsg,
+		jetstream.PullMaxMessages(max(w.opts.Buffer, 256)),
+		jetstream.ConsumeErrHandler(w.onConsumeErr))
+	if err != nil {
+		return mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
+	}
+	w.cc = cc
+	if w.st.finishNow {
+		w.st.finishNow = false
+		return w.finish()
+	}
+	return nil
+}
+
+// consumerFrom creates the ordered consumer for the delta or the live updates from seq.
+// Nothing pending at creation completes a verification still in progress at once.
+func (w *Watcher) consumerFrom(seq uint64) error {
+	if err := w.ctx.Err(); err != nil {
+		return errStopped
+	}
+	pending, err := w.consumer(w.ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   seq,
+	})
+	if err != nil {
+		return err
+	}
+	w.st.finishNow = w.st.phase == phaseVerify && pending == 0
+	return nil
 }
 
 // Updates returns the channel of updates, closed when the watch ends.
@@ -327,21 +356,23 @@ func (w *Watcher) handle(msg jetstream.Msg) error {
 		}
 		return nil
 	case phaseVerify:
-		if seq > w.st.last {
+		// A message past the target: evaluate first (which may extend the target).
+		for w.st.phase == phaseVerify && seq > w.st.last {
 			if err := w.finishVerify(); err != nil {
 				return err
 			}
+		}
+		if w.st.phase != phaseVerify {
 			break
 		}
 		if err := w.st.verify.track(u.Key); err != nil {
 			return err
 		}
-		w.st.verify.delivered++
 		w.st.lastSeq = seq
 		if err := w.send(u); err != nil {
 			return err
 		}
-		if w.st.verify.delivered >= w.st.verify.q || seq >= w.st.last || meta.NumPending == 0 {
+		if seq >= w.st.last || meta.NumPending == 0 {
 			return w.finishVerify()
 		}
 		return nil
@@ -388,8 +419,10 @@ const idleTick = 250 * time.Millisecond
 func (w *Watcher) supervise(status chan nats.Status) {
 	listener := status
 	defer func() {
-		w.cc.Stop()
 		w.mu.Lock()
+		if w.cc != nil {
+			w.cc.Stop()
+		}
 		w.closed = true
 		close(w.updates)
 		w.mu.Unlock()
@@ -434,6 +467,9 @@ func (w *Watcher) idleCheck() error {
 		w.st.idleSince = w.st.progress
 		return nil
 	}
+	if w.cons == nil || w.cc == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
 	defer cancel()
 	info, err := w.cons.Info(ctx)
@@ -441,7 +477,7 @@ func (w *Watcher) idleCheck() error {
 		// Transient (e.g. the consumer is being recreated): try again next tick.
 		return nil
 	}
-	if info.Name != w.st.consumer || info.NumPending != 0 || info.Delivered.Stream > w.st.lastSeq {
+	if info.Name != w.st.consumer || info.NumPending != 0 || info.Delivered.Stream > max(w.st.lastSeq, w.st.fetched) {
 		return nil
 	}
 	return w.finish()
