@@ -533,3 +533,19 @@ func TestLoopModelRandomOps(t *testing.T) {
 		})
 	}
 }
+
+// With limit markers, a key removed by max age produces a server marker that the fold
+// applies as a removal while it is connected. (Without markers NATS reports nothing; see
+// docs/cursor-expiry.md.)
+func TestLoopLimitMarkerRemovesAgedKey(t *testing.T) {
+	f := newFixture(t, kv.BucketConfig{MaxAge: time.Second, LimitMarkerTTL: time.Second})
+	store := openMemory(t, t.TempDir())
+	defer func() { _ = store.Close() }()
+	r := start(fold.NewLoop(f.bucket, store, fold.LoopConfig{}))
+	f.put("cert.short-lived", "pem")
+	waitUntil(t, "key folded", func() bool { _, ok, _ := store.Get("cert.short-lived"); return ok })
+	waitUntil(t, "aged key removed by its marker", func() bool { _, ok, _ := store.Get("cert.short-lived"); return !ok })
+	if _, err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

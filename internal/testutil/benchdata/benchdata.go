@@ -1,0 +1,92 @@
+// Package benchdata builds the large buckets benchmarks run against: a real nats-server
+// (outliving any one testing.B) holding a KV bucket of N keys with fixed-size values, filled
+// with asynchronous publishes.
+package benchdata
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// ValueSize is the size of every value the fixtures write.
+const ValueSize = 256
+
+// Keys returns SLIPSTREAM_BENCH_KEYS, or def when unset or invalid.
+func Keys(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("SLIPSTREAM_BENCH_KEYS")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// Key is the name of the i-th fixture key.
+func Key(i int) string { return fmt.Sprintf("k.%07d", i) }
+
+// Server starts a nats-server in a fresh temporary directory. The caller shuts it down.
+func Server() (*natstest.Server, *kv.Conn, error) {
+	dir, err := os.MkdirTemp("", "slipstream-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := natstest.StartDir(dir, natstest.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := kv.Connect(context.Background(), kv.Options{URLs: []string{srv.URL()}})
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	return srv, conn, nil
+}
+
+// Fill creates bucket name and publishes keys Key(0..n-1), each with a ValueSize value.
+func Fill(conn *kv.Conn, name string, n int) (*kv.Bucket, error) {
+	b, err := conn.CreateBucket(context.Background(), kv.BucketConfig{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = Key(i)
+	}
+	return b, Publish(conn, name, keys)
+}
+
+// Publish writes a ValueSize value to every key of bucket name, asynchronously, and waits
+// until the server acknowledged them all.
+func Publish(conn *kv.Conn, bucket string, keys []string) error {
+	js, err := jetstream.New(conn.NATS(), jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return err
+	}
+	val := make([]byte, ValueSize)
+	wait := func() error {
+		select {
+		case <-js.PublishAsyncComplete():
+			return nil
+		case <-time.After(time.Minute):
+			return fmt.Errorf("async publishes did not complete within a minute")
+		}
+	}
+	for i, k := range keys {
+		val[0] = byte(i)
+		if _, err := js.PublishAsync("$KV."+bucket+"."+k, val); err != nil {
+			return err
+		}
+		if i%8192 == 8191 {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+	}
+	return wait()
+}

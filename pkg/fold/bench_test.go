@@ -1,0 +1,259 @@
+package fold_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/benchdata"
+	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory"
+	"github.com/slipstream-dev/slipstream/pkg/fold/pebble"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// Benchmarks share one server holding two buckets: "big" with SLIPSTREAM_BENCH_KEYS keys
+// (default 1M) and "small" with a tenth of that, 256-byte values.
+
+type foldBench struct {
+	srv        *natstest.Server
+	conn       *kv.Conn
+	big, small *kv.Bucket
+	nBig       int
+	nSmall     int
+	err        error
+}
+
+var (
+	foldBenchOnce sync.Once
+	fb            foldBench
+)
+
+func getFoldBench(b *testing.B) *foldBench {
+	b.Helper()
+	foldBenchOnce.Do(func() {
+		fb.nBig = benchdata.Keys(1_000_000)
+		fb.nSmall = max(fb.nBig/10, 1)
+		fb.srv, fb.conn, fb.err = benchdata.Server()
+		if fb.err != nil {
+			return
+		}
+		if fb.big, fb.err = benchdata.Fill(fb.conn, "big", fb.nBig); fb.err != nil {
+			return
+		}
+		fb.small, fb.err = benchdata.Fill(fb.conn, "small", fb.nSmall)
+	})
+	if fb.err != nil {
+		b.Fatalf("bench fixture: %v", fb.err)
+	}
+	return &fb
+}
+
+// untilEvent runs a loop over store until the observer sees kind, then stops it and
+// returns the elapsed time and the number of updates applied.
+func untilEvent(b *testing.B, bucket *kv.Bucket, store fold.Store, kind fold.EventKind) (time.Duration, int) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obs := &stopObserver{kind: kind, done: make(chan struct{})}
+	start := time.Now()
+	l := fold.NewLoop(bucket, store, fold.LoopConfig{Observer: obs})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Run(ctx)
+		errc <- err
+	}()
+	select {
+	case <-obs.done:
+	case err := <-errc:
+		b.Fatalf("loop ended before %s: %v", kind, err)
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("no %s within 10 minutes", kind)
+	}
+	d := time.Since(start)
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return d, obs.applied
+}
+
+type stopObserver struct {
+	kind    fold.EventKind
+	done    chan struct{}
+	once    sync.Once
+	applied int
+}
+
+func (o *stopObserver) Applied(_ fold.Progress, batch []kv.Update) { o.applied += len(batch) }
+func (o *stopObserver) Event(e fold.Event) {
+	if e.Kind == o.kind {
+		o.once.Do(func() { close(o.done) })
+	}
+}
+
+func rawCatchUp(b *testing.B, conn *kv.Conn, stream string, want int) time.Duration {
+	b.Helper()
+	start := time.Now()
+	cons, err := conn.JetStream().OrderedConsumer(context.Background(), stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	n := 0
+	cc, err := cons.Consume(func(jetstream.Msg) {
+		if n++; n == want {
+			close(done)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("raw consumer delivered %d of %d", n, want)
+	}
+	d := time.Since(start)
+	cc.Stop()
+	return d
+}
+
+func openPebble(b *testing.B, dir string) fold.Store {
+	b.Helper()
+	s, err := pebble.Open(dir, pebble.Options{Sync: pebble.SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func openMem(b *testing.B, dir string) fold.Store {
+	b.Helper()
+	s, err := memory.Open(dir, memory.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkCatchUp folds the whole big bucket from an empty store into each backend and
+// compares the rate with a raw ordered consumer that only counts messages, in the same run.
+func BenchmarkCatchUp(b *testing.B) {
+	f := getFoldBench(b)
+	var raw, mem, peb time.Duration
+	for i := 0; i < b.N; i++ {
+		raw += rawCatchUp(b, f.conn, f.big.Stream(), f.nBig)
+		for _, backend := range []string{"memory", "pebble"} {
+			dir := b.TempDir()
+			var s fold.Store
+			if backend == "memory" {
+				s = openMem(b, dir)
+			} else {
+				s = openPebble(b, dir)
+			}
+			d, n := untilEvent(b, f.big, s, fold.EventSynced)
+			if n != f.nBig {
+				b.Fatalf("%s fold applied %d updates, want %d", backend, n, f.nBig)
+			}
+			if backend == "memory" {
+				mem += d
+			} else {
+				peb += d
+			}
+			_ = s.Close()
+			_ = os.RemoveAll(dir)
+		}
+	}
+	rate := func(d time.Duration) float64 { return float64(f.nBig*b.N) / d.Seconds() }
+	b.ReportMetric(rate(raw), "raw_msgs/s")
+	b.ReportMetric(rate(mem), "memory_msgs/s")
+	b.ReportMetric(rate(peb), "pebble_msgs/s")
+	b.ReportMetric(rate(mem)/rate(raw), "memory_ratio")
+	b.ReportMetric(rate(peb)/rate(raw), "pebble_ratio")
+}
+
+// BenchmarkRestart measures open-to-verified of a pebble fold with 1,000 updates written
+// since its checkpoint, for the big and the small bucket: the cost should follow the delta,
+// not the size of the fold.
+func BenchmarkRestart(b *testing.B) {
+	f := getFoldBench(b)
+	type fixture struct {
+		bucket *kv.Bucket
+		n      int
+		dir    string
+		total  time.Duration
+	}
+	fixtures := []*fixture{{bucket: f.big, n: f.nBig}, {bucket: f.small, n: f.nSmall}}
+	for _, fx := range fixtures {
+		fx.dir = filepath.Join(b.TempDir(), fx.bucket.Name())
+		s := openPebble(b, fx.dir)
+		untilEvent(b, fx.bucket, s, fold.EventSynced)
+		_ = s.Close()
+	}
+	delta := make([]string, 1000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, fx := range fixtures {
+			b.StopTimer()
+			for j := range delta {
+				delta[j] = benchdata.Key((i*len(delta) + j) % fx.n) // distinct while n >= 1000
+			}
+			if err := benchdata.Publish(f.conn, fx.bucket.Name(), delta); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start := time.Now()
+			s := openPebble(b, fx.dir)
+			_, n := untilEvent(b, fx.bucket, s, fold.EventSynced)
+			fx.total += time.Since(start)
+			if n != len(delta) {
+				b.Fatalf("restart of the %d-key fold applied %d updates, want the %d-update delta", fx.n, n, len(delta))
+			}
+			_ = s.Close()
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(fixtures[0].total), "big_restart_ms")
+	b.ReportMetric(ms(fixtures[1].total), "small_restart_ms")
+	b.ReportMetric(ms(fixtures[0].total)/ms(fixtures[1].total), "big/small")
+}
+
+// BenchmarkResyncDiff compares a full resync with diff of a big pebble fold with a plain
+// full replay into an empty store.
+func BenchmarkResyncDiff(b *testing.B) {
+	f := getFoldBench(b)
+	dir := b.TempDir()
+	s := openPebble(b, dir)
+	untilEvent(b, f.big, s, fold.EventSynced)
+	_ = s.Close()
+	var resync, replay time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := openPebble(b, dir)
+		if err := s.Apply(nil, fold.State{Resyncing: true}); err != nil {
+			b.Fatal(err)
+		}
+		d, _ := untilEvent(b, f.big, s, fold.EventResyncDone)
+		resync += d
+		_ = s.Close()
+
+		fresh := b.TempDir()
+		s = openPebble(b, fresh)
+		d, _ = untilEvent(b, f.big, s, fold.EventSynced)
+		replay += d
+		_ = s.Close()
+		_ = os.RemoveAll(fresh)
+	}
+	b.ReportMetric(resync.Seconds()/float64(b.N), "resync_s")
+	b.ReportMetric(replay.Seconds()/float64(b.N), "replay_s")
+	b.ReportMetric(resync.Seconds()/replay.Seconds(), "ratio")
+}
