@@ -2,3 +2,18 @@ package kv
 
 // ExactChecks returns how many exact resume checks ran in this process.
 func ExactChecks() int64 { return exactChecks.Load() }
+
+// SetDirectMaxSeqs sets the largest delta fetched by direct gets (0: always use the
+// consumer) and returns a function restoring the previous value.
+func SetDirectMaxSeqs(n uint64) func() {
+	old := directMaxSeqs
+	directMaxSeqs = n
+	return func() { directMaxSeqs = old }
+}
+
+// SetMaxTrackedKeys caps the delta key set D and returns a function restoring the cap.
+func SetMaxTrackedKeys(n int) func() {
+	old := maxTrackedKeys
+	maxTrackedKeys = n
+	return func() { maxTrackedKeys = old }
+}

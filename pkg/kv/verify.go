@@ -54,12 +54,14 @@ import (
 // maxTrackedKeys caps D; a larger delta falls back to the exact check.
 var maxTrackedKeys = 1 << 20
 
+// directMaxSeqs is the largest delta fetched by direct gets.
+var directMaxSeqs uint64 = 4096
+
 // Tuning of the verified resume.
 const (
-	directMaxSeqs  = 4096 // largest delta fetched by direct gets
-	directWorkers  = 32   // direct gets in flight
-	captureRetries = 5    // attempts at a consistent prefix-scope count
-	extendRounds   = 5    // target extensions under concurrent writes
+	directWorkers  = 128 // direct gets in flight
+	captureRetries = 5   // attempts at a consistent prefix-scope count
+	extendRounds   = 5   // target extensions under concurrent writes
 )
 
 // exactChecks counts exact checks run (observed by tests: ordinary restarts must not

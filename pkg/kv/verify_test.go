@@ -65,7 +65,9 @@ func TestServerClampsStartBelowFirstSequence(t *testing.T) {
 	}
 }
 
-func TestResumeAgeEvictionIsExpiry(t *testing.T) {
+func TestResumeAgeEvictionIsExpiry(t *testing.T) { bothPaths(t, testResumeAgeEvictionIsExpiry) }
+
+func testResumeAgeEvictionIsExpiry(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{MaxAge: time.Second})
 	e.put(t, "a", "1")
 	e.put(t, "b", "1")
@@ -80,6 +82,10 @@ func TestResumeAgeEvictionIsExpiry(t *testing.T) {
 }
 
 func TestResumePurgedDeleteMarkerIsExpiry(t *testing.T) {
+	bothPaths(t, testResumePurgedDeleteMarkerIsExpiry)
+}
+
+func testResumePurgedDeleteMarkerIsExpiry(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{History: 5})
 	e.put(t, "x", "1")
 	e.put(t, "y", "1")
@@ -99,6 +105,10 @@ func TestResumePurgedDeleteMarkerIsExpiry(t *testing.T) {
 }
 
 func TestResumeHistoryOneRewritesAreNotExpiry(t *testing.T) {
+	bothPaths(t, testResumeHistoryOneRewritesAreNotExpiry)
+}
+
+func testResumeHistoryOneRewritesAreNotExpiry(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{History: 1})
 	const n = 100
 	for i := 0; i < n; i++ {
@@ -138,6 +148,10 @@ func TestResumeHistoryOneRewritesAreNotExpiry(t *testing.T) {
 }
 
 func TestResumeStaleTombstoneIsForgotten(t *testing.T) {
+	bothPaths(t, testResumeStaleTombstoneIsForgotten)
+}
+
+func testResumeStaleTombstoneIsForgotten(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{History: 5})
 	e.put(t, "keep", "1")
 	e.put(t, "gone", "1")
@@ -178,7 +192,9 @@ func TestResumeStaleTombstoneIsForgotten(t *testing.T) {
 	}
 }
 
-func TestResumeEmptyDelta(t *testing.T) {
+func TestResumeEmptyDelta(t *testing.T) { bothPaths(t, testResumeEmptyDelta) }
+
+func testResumeEmptyDelta(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{})
 	e.put(t, "a", "1")
 	fold := syncFold(t, e, kv.All())
@@ -190,6 +206,10 @@ func TestResumeEmptyDelta(t *testing.T) {
 }
 
 func TestResumeCursorBeyondStreamIsExpiry(t *testing.T) {
+	bothPaths(t, testResumeCursorBeyondStreamIsExpiry)
+}
+
+func testResumeCursorBeyondStreamIsExpiry(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{})
 	e.put(t, "a", "1")
 	fold := newFold()
@@ -201,7 +221,9 @@ func TestResumeCursorBeyondStreamIsExpiry(t *testing.T) {
 	}
 }
 
-func TestResumePrefixScope(t *testing.T) {
+func TestResumePrefixScope(t *testing.T) { bothPaths(t, testResumePrefixScope) }
+
+func testResumePrefixScope(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{History: 1})
 	scope := kv.Prefixes("in.", "also.")
 	for i := 0; i < 20; i++ {
@@ -241,4 +263,92 @@ func TestResumePrefixScope(t *testing.T) {
 	if _, err := waitEnd(t, w); !errors.Is(err, kv.ErrCursorExpired) {
 		t.Fatalf("Err = %v, want ErrCursorExpired", err)
 	}
+}
+
+// bothPaths runs a resume scenario with the delta fetched by direct gets and by the
+// ordered consumer.
+func bothPaths(t *testing.T, f func(t *testing.T)) {
+	t.Run("direct", f)
+	t.Run("consumer", func(t *testing.T) {
+		defer kv.SetDirectMaxSeqs(0)()
+		f(t)
+	})
+}
+
+func TestResumeLargeDeltaOverTrackingCap(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		defer kv.SetMaxTrackedKeys(10)()
+		e := newEnv(t, kv.BucketConfig{History: 1})
+		for i := 0; i < 50; i++ {
+			e.put(t, fmt.Sprintf("k%d", i), "0")
+		}
+		fold := syncFold(t, e, kv.All())
+		for i := 0; i < 50; i++ {
+			e.put(t, fmt.Sprintf("k%d", i), "1")
+			e.put(t, fmt.Sprintf("n%d", i), "1")
+		}
+		checks := kv.ExactChecks()
+		w := resume(t, e, kv.All(), fold)
+		got, _ := untilSynced(t, w, fold)
+		if len(got) != 100 {
+			t.Fatalf("delta = %d updates, want 100", len(got))
+		}
+		if kv.ExactChecks() == checks {
+			t.Error("a delta over the tracking cap must fall back to the exact check")
+		}
+		if len(fold.live()) != 100 {
+			t.Errorf("fold has %d live keys", len(fold.live()))
+		}
+	})
+}
+
+func TestResumeUnderConcurrentWrites(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		e := newEnv(t, kv.BucketConfig{History: 1})
+		for i := 0; i < 100; i++ {
+			e.put(t, fmt.Sprintf("k%d", i), "0")
+		}
+		fold := syncFold(t, e, kv.All())
+		for i := 0; i < 100; i++ {
+			e.put(t, fmt.Sprintf("k%d", i), "1")
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := e.b.Put(e.ctx, fmt.Sprintf("k%d", i%150), []byte("w")); err != nil {
+					t.Errorf("concurrent put: %v", err)
+					return
+				}
+			}
+		}()
+		w := resume(t, e, kv.All(), fold)
+		untilSynced(t, w, fold)
+		close(stop)
+		<-done
+		// Everything written is delivered; the fold converges to the bucket.
+		last := streamInfo(t, e).State.LastSeq
+		for fold.cursor < last {
+			fold.apply(next(t, w))
+		}
+		want := map[string]string{}
+		for ent, err := range e.b.Scan(e.ctx, "") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[ent.Key] = string(ent.Value)
+		}
+		if got := fold.live(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("fold diverged:\n got %v\nwant %v", got, want)
+		}
+		if err := w.Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
