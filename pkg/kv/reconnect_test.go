@@ -3,6 +3,7 @@ package kv_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +79,34 @@ func TestWatchVerifiedEndsInterruptedOnRestart(t *testing.T) {
 	got, _ := untilSynced(t, w, fold)
 	if len(got) != 1 || got[0].Key != "b" {
 		t.Fatalf("re-watch delta = %v", got)
+	}
+}
+
+// A plain watch that reconnects after the messages it had not received yet were evicted
+// cannot prove it lost nothing: it ends with ErrWatchInterrupted instead of silently
+// continuing at the stream's first sequence.
+func TestWatchPlainInterruptedWhenGapEvicted(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{MaxAge: time.Second})
+	w, err := e.b.Watch(e.ctx, kv.All(), kv.WatchOptions{Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	untilSynced(t, w, nil)
+	// Far more than the consumer pulls at once: most stay on the server, undelivered,
+	// while the watcher's reader is not reading.
+	fill(t, e.conn, e.b.Name(), "k.%d", 3000, 16)
+	eventually(t, "messages to age out", func() bool { return streamInfo(t, e).State.Msgs == 0 })
+	e.srv.Restart(t)
+	putRetry(t, e, "after", "1")
+	got, err := waitEnd(t, w)
+	if !errors.Is(err, kv.ErrWatchInterrupted) {
+		t.Fatalf("Err = %v after %d updates, want ErrWatchInterrupted", err, len(got))
+	}
+	if !strings.Contains(err.Error(), "evicted") {
+		t.Errorf("interrupted for another reason: %v", err)
+	}
+	if len(got) >= 3000 {
+		t.Fatalf("delivered %d updates: the gap was not evicted before delivery", len(got))
 	}
 }
