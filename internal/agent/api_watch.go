@@ -49,6 +49,10 @@ func (a *api) watch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "out_of_scope", fmt.Sprintf("prefix %q is outside this fold's scope (prefixes %s)", prefix, strings.Join(a.scope, ", ")))
 		return
 	}
+	// Until the store is open the ring is not positioned at the fold's cursor yet.
+	if a.openStore(w) == nil {
+		return
+	}
 	select {
 	case a.watchers <- struct{}{}:
 		defer func() { <-a.watchers }()

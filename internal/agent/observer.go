@@ -34,7 +34,9 @@ type observer struct {
 var _ fold.Observer = (*observer)(nil)
 
 func (o *observer) Applied(p fold.Progress, batch []kv.Update) {
-	o.ring.append(p.State.Cursor, batch)
+	if why := o.ring.append(p.State.Cursor, batch); why != "" {
+		o.log.Info("watch streams reset: the fold's history is not continuous", "reason", why)
+	}
 	o.tracker.applied(p)
 	m := o.metrics
 	m.cursor.Set(float64(p.State.Cursor))

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -70,25 +71,30 @@ func (r *ring) signal() {
 }
 
 // append records a batch applied at cursor. Updates must be in revision order above the
-// previous cursor; anything else (a resync's diff, a recreated bucket) resets the ring.
-func (r *ring) append(cursor uint64, updates []kv.Update) {
+// previous cursor; anything else (a resync's diff, a recreated bucket) resets the ring, and
+// append returns the reason.
+func (r *ring) append(cursor uint64, updates []kv.Update) (reset string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return
+		return ""
 	}
-	ordered := cursor >= r.cursor
+	if cursor < r.cursor {
+		reset = fmt.Sprintf("cursor moved back from %d to %d", r.cursor, cursor)
+	}
 	last := r.cursor
 	for _, u := range updates {
-		if u.Revision <= last || u.Revision > cursor {
-			ordered = false
+		if reset != "" {
 			break
+		}
+		if u.Revision <= last || u.Revision > cursor {
+			reset = fmt.Sprintf("update at revision %d after %d (batch cursor %d)", u.Revision, last, cursor)
 		}
 		last = u.Revision
 	}
-	if !ordered {
+	if reset != "" {
 		r.resetLocked(cursor)
-		return
+		return reset
 	}
 	for _, u := range updates {
 		e := ringEntry{Rev: u.Revision, Op: u.Op, Key: u.Key, Value: u.Value}
@@ -106,6 +112,7 @@ func (r *ring) append(cursor uint64, updates []kv.Update) {
 	}
 	r.cursor = cursor
 	r.signal()
+	return ""
 }
 
 // reset drops the history: readers get errRingReset; new readers start at cursor.

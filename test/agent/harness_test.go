@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -341,7 +340,12 @@ func connect(t *testing.T, url string) *kv.Conn {
 
 func createBucket(t *testing.T, c *kv.Conn, name string) *kv.Bucket {
 	t.Helper()
-	b, err := c.CreateBucket(context.Background(), kv.BucketConfig{Name: name})
+	return createBucketWith(t, c, kv.BucketConfig{Name: name})
+}
+
+func createBucketWith(t *testing.T, c *kv.Conn, cfg kv.BucketConfig) *kv.Bucket {
+	t.Helper()
+	b, err := c.CreateBucket(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,5 +408,3 @@ func sameLines(want, got []dumpLine) error {
 	}
 	return nil
 }
-
-var _ = http.StatusOK

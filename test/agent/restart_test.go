@@ -1,0 +1,148 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// TestRestartsMidStreamWatchDeliversEverything runs a writer and a client watch while first
+// nats-server is killed and restarted (the agent goes Degraded, serves stale reads, and
+// comes back by itself) and then the agent itself is stopped and restarted on the same
+// address. The watch delivers every acknowledged write once, in order, across both, and
+// the fold ends equal to the bucket.
+func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
+	n := startNATS(t)
+	conn := connect(t, n.url())
+	// History 64 keeps every revision the writer makes here: a resuming watch then has
+	// every acknowledged write to deliver (with history 1, NATS drops revisions superseded
+	// while the agent is down, and the fold rightly never applies them).
+	b := createBucketWith(t, conn, kv.BucketConfig{Name: "restart", History: 64})
+	dir := t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"--nats-url", n.url(), "--bucket", "restart", "--data-dir", dir, "--listen", listen}
+	a := startAgent(t, args...)
+	st := a.waitCaughtUp(t, b, 20*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var seen []uint64
+	watchErr := make(chan error, 1)
+	go func() {
+		for ev, err := range a.client(t).Watch(ctx, "", st.Cursor) {
+			if err != nil {
+				watchErr <- err
+				return
+			}
+			mu.Lock()
+			seen = append(seen, ev.Revision)
+			mu.Unlock()
+		}
+	}()
+	w := startWriter(t, b, "cfg.", 200, 300)
+	waitAcks := func(n int64) {
+		eventually(t, 20*time.Second, "writer progress", func() error {
+			if w.acks.Load() < n {
+				return fmt.Errorf("%d acks", w.acks.Load())
+			}
+			return nil
+		})
+	}
+	waitAcks(200)
+
+	// nats-server dies: Degraded within a few seconds, reads still served, marked stale.
+	n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+	n.cmd = nil
+	killed := time.Now()
+	eventually(t, 10*time.Second, "agent Degraded", func() error {
+		st, err := a.status()
+		if err != nil {
+			return err
+		}
+		if st.Phase != "Degraded" || !st.Stale || st.LastError == "" {
+			return fmt.Errorf("phase %s stale %v", st.Phase, st.Stale)
+		}
+		return nil
+	})
+	t.Logf("Degraded %s after nats-server was killed", time.Since(killed).Round(time.Millisecond))
+	resp, err := http.Get(a.base() + "/v1/keys/cfg.k0000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 && resp.StatusCode != 404 || resp.Header.Get("X-Slipstream-Stale") != "true" {
+		t.Fatalf("read while Degraded: %d stale=%q", resp.StatusCode, resp.Header.Get("X-Slipstream-Stale"))
+	}
+	if resp, _ := http.Get(a.base() + "/readyz"); resp.StatusCode != 503 {
+		t.Fatalf("readyz while Degraded: %d", resp.StatusCode)
+	}
+
+	n.start()
+	a.waitCaughtUp(t, b, 30*time.Second)
+	acked := w.acks.Load()
+	waitAcks(acked + 200)
+
+	// The agent restarts (SIGTERM, same address): the watch resumes from its cursor.
+	if code, took := a.terminate(t); code != 0 || took > 10*time.Second {
+		t.Fatalf("SIGTERM: exit %d after %s", code, took)
+	}
+	a = startAgent(t, args...)
+	acked = w.acks.Load()
+	waitAcks(acked + 200)
+	w.halt()
+	final := a.waitCaughtUp(t, b, 30*time.Second)
+
+	eventually(t, 20*time.Second, "watch to reach the final cursor", func() error {
+		select {
+		case err := <-watchErr:
+			t.Fatalf("watch ended: %v", err)
+		default:
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 || seen[len(seen)-1] < final.Cursor {
+			return fmt.Errorf("watch at %d of %d", len(seen), final.Cursor)
+		}
+		return nil
+	})
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	got := map[uint64]bool{}
+	for i, r := range seen {
+		if i > 0 && r <= seen[i-1] {
+			t.Fatalf("watch out of order or duplicated: %d after %d", r, seen[i-1])
+		}
+		got[r] = true
+	}
+	w.mu.Lock()
+	for _, r := range w.revs {
+		if !got[r] {
+			i := sort.Search(len(seen), func(i int) bool { return seen[i] >= r })
+			t.Fatalf("watch missed acknowledged write at revision %d (seen around it: %v)", r, seen[max(0, i-5):min(len(seen), i+5)])
+		}
+	}
+	nw := len(w.revs)
+	w.mu.Unlock()
+	if err := sameLines(bucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
+		t.Fatalf("fold != bucket: %v", err)
+	}
+	t.Logf("%d acknowledged writes, %d watch events, no gap across a nats-server kill and an agent restart", nw, len(seen))
+}
+
+// dumpFoldLive stops the agent (SIGTERM) and dumps its fold.
+func dumpFoldLive(t *testing.T, a *agentProc, dir string) []dumpLine {
+	t.Helper()
+	if code, _ := a.terminate(t); code != 0 {
+		t.Fatalf("SIGTERM exit %d", code)
+	}
+	return dumpFold(t, dir)
+}
