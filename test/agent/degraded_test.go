@@ -1,0 +1,49 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWorldConditionsDegradeNeverExit starts the agent before NATS exists, then with NATS
+// but without the bucket: it stays up, Degraded with the cause in lastError, and becomes
+// Live by itself once the bucket appears.
+func TestWorldConditionsDegradeNeverExit(t *testing.T) {
+	n := &natsProc{t: t, port: freePort(t), dir: t.TempDir()}
+	t.Cleanup(n.stop)
+	a := startAgent(t, "--nats-url", n.url(), "--bucket", "late", "--data-dir", t.TempDir(), "--backend", "memory")
+	degradedWith := func(what string) {
+		t.Helper()
+		eventually(t, 10*time.Second, "Degraded: "+what, func() error {
+			st, err := a.status()
+			if err != nil {
+				return err
+			}
+			if st.Phase != "Degraded" || !strings.Contains(st.LastError, what) {
+				return fmt.Errorf("phase %s lastError %q", st.Phase, st.LastError)
+			}
+			return nil
+		})
+	}
+	degradedWith("connect")
+	n.start()
+	degradedWith("not found")
+	select {
+	case <-a.exited:
+		t.Fatalf("agent exited on a world condition: %v", a.err)
+	default:
+	}
+	conn := connect(t, n.url())
+	b := createBucket(t, conn, "late")
+	if _, err := b.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	a.waitCaughtUp(t, b, 20*time.Second)
+	e, err := a.client(t).Get(context.Background(), "k")
+	if err != nil || string(e.Value) != "v" || e.Stale {
+		t.Fatalf("get after recovery: %+v %v", e, err)
+	}
+}
