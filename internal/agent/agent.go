@@ -46,6 +46,9 @@ type storeRef struct{ s fold.Store }
 
 // New builds the agent and binds its listener; a listen failure is a *ConfigError.
 func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if held, err := detectBackend(cfg.DataDir); err == nil && held != cfg.Backend {
+		return nil, configErrorf("--backend %s: --data-dir %q holds a %s fold (use --backend %s, or another directory)", cfg.Backend, cfg.DataDir, held, held)
+	}
 	a := &Agent{cfg: cfg, log: log, metrics: newMetrics()}
 	a.tracker = newTracker(cfg, time.Now, func(old, p Phase) {
 		a.metrics.setPhase(p)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends"
 )
 
 // TestBadInputExitsWithSpecificMessage runs the binary with every kind of invalid input:
@@ -23,6 +25,12 @@ func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 	}
 	defer ln.Close()
 	busy := ln.Addr().String()
+	memFold := t.TempDir()
+	s, err := backends.Open(memFold, backends.Config{Backend: "memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 	ok := []string{"run", "--nats-url", "nats://127.0.0.1:1", "--bucket", "b", "--data-dir", dir}
 	cases := []struct {
 		name string
@@ -46,6 +54,7 @@ func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 		{"bad env", ok, []string{"SLIPSTREAM_BATCH_MAX=lots"}, 2, "--batch-max \"lots\": not an integer"},
 		{"export flags", append(ok, "--export-url", "s3://b"), nil, 2, "exports not available yet"},
 		{"fold file missing", append(ok, "--fold-file", filepath.Join(dir, "none.yaml")), nil, 2, "--fold-file"},
+		{"backend mismatch", []string{"run", "--nats-url", "nats://127.0.0.1:1", "--bucket", "b", "--data-dir", memFold, "--backend", "pebble"}, nil, 2, "holds a memory fold"},
 		{"dump without dir", []string{"dump"}, nil, 2, "--data-dir is required"},
 		{"dump not a fold", []string{"dump", "--data-dir", notFold}, nil, 3, "no fold store"},
 		{"inspect missing dir", []string{"inspect", "--data-dir", filepath.Join(dir, "nope")}, nil, 2, "not a directory"},
