@@ -121,6 +121,7 @@ func (s *Store) compact() (err error) {
 		return fmt.Errorf("compact: sync dir: %w", err)
 	}
 	s.compactAfter = s.opts.CompactMinBytes
+	s.compactions.Add(1)
 	return nil
 }
 

@@ -41,6 +41,7 @@ type Store struct {
 	f      *os.File
 	broken error // set when the log's end is unknown after a failed write: Apply refuses
 
+	compactions  atomic.Int64 // completed compactions
 	compacting   bool
 	compactAfter int64 // no automatic compaction below this size (backs off after failures)
 	stop         chan struct{}
