@@ -82,14 +82,14 @@ func runEmbeddedNATS(arg string) {
 
 // natsProc is a nats-server process on a fixed port that can be killed and restarted.
 type natsProc struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,7 +99,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func startNATS(t *testing.T) *natsProc {
+func startNATS(t testing.TB) *natsProc {
 	t.Helper()
 	n := &natsProc{t: t, port: freePort(t), dir: t.TempDir()}
 	n.start()
@@ -167,7 +167,7 @@ func eventually(t testing.TB, within time.Duration, what string, f func() error)
 
 // agentProc is a running agent binary.
 type agentProc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	addr   string
 	mu     sync.Mutex
@@ -180,7 +180,7 @@ var listenRE = regexp.MustCompile(`read API listening"? addr=(\S+)`)
 
 // startAgent runs `agent run` with args plus --listen 127.0.0.1:0 and waits until its API
 // answers.
-func startAgent(t *testing.T, args ...string) *agentProc {
+func startAgent(t testing.TB, args ...string) *agentProc {
 	t.Helper()
 	a := &agentProc{t: t, exited: make(chan struct{})}
 	a.cmd = exec.Command(agentBin, append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
@@ -239,7 +239,7 @@ func (a *agentProc) logTail(n int) string {
 
 func (a *agentProc) base() string { return "http://" + a.addr }
 
-func (a *agentProc) client(t *testing.T) *client.Client {
+func (a *agentProc) client(t testing.TB) *client.Client {
 	c, err := client.New(a.base(), client.WithRetry(10*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func (a *agentProc) kill() {
 }
 
 // terminate sends SIGTERM and returns the exit code and how long the exit took.
-func (a *agentProc) terminate(t *testing.T) (int, time.Duration) {
+func (a *agentProc) terminate(t testing.TB) (int, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
@@ -285,7 +285,7 @@ func (a *agentProc) status() (client.Status, error) {
 }
 
 // waitCaughtUp waits until the agent is Live with its cursor at the bucket's last sequence.
-func (a *agentProc) waitCaughtUp(t *testing.T, b *kv.Bucket, within time.Duration) client.Status {
+func (a *agentProc) waitCaughtUp(t testing.TB, b *kv.Bucket, within time.Duration) client.Status {
 	t.Helper()
 	var st client.Status
 	eventually(t, within, "agent Live at the bucket's last sequence", func() error {
@@ -306,7 +306,7 @@ func (a *agentProc) waitCaughtUp(t *testing.T, b *kv.Bucket, within time.Duratio
 }
 
 // runAgent runs the agent binary to completion (offline commands, bad flags).
-func runAgent(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+func runAgent(t testing.TB, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -326,7 +326,7 @@ func runAgent(t *testing.T, env []string, args ...string) (code int, stdout, std
 }
 
 // connect opens a kv connection that survives server restarts.
-func connect(t *testing.T, url string) *kv.Conn {
+func connect(t testing.TB, url string) *kv.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -338,12 +338,12 @@ func connect(t *testing.T, url string) *kv.Conn {
 	return c
 }
 
-func createBucket(t *testing.T, c *kv.Conn, name string) *kv.Bucket {
+func createBucket(t testing.TB, c *kv.Conn, name string) *kv.Bucket {
 	t.Helper()
 	return createBucketWith(t, c, kv.BucketConfig{Name: name})
 }
 
-func createBucketWith(t *testing.T, c *kv.Conn, cfg kv.BucketConfig) *kv.Bucket {
+func createBucketWith(t testing.TB, c *kv.Conn, cfg kv.BucketConfig) *kv.Bucket {
 	t.Helper()
 	b, err := c.CreateBucket(context.Background(), cfg)
 	if err != nil {
@@ -359,7 +359,7 @@ type dumpLine struct {
 }
 
 // bucketState returns the bucket's live keys under prefix as dump lines, ordered by key.
-func bucketState(t *testing.T, b *kv.Bucket, prefix string) []dumpLine {
+func bucketState(t testing.TB, b *kv.Bucket, prefix string) []dumpLine {
 	t.Helper()
 	var out []dumpLine
 	for e, err := range b.Scan(context.Background(), prefix) {
@@ -376,7 +376,7 @@ func bucketState(t *testing.T, b *kv.Bucket, prefix string) []dumpLine {
 }
 
 // dumpFold runs `agent dump` on dir.
-func dumpFold(t *testing.T, dir string) []dumpLine {
+func dumpFold(t testing.TB, dir string) []dumpLine {
 	t.Helper()
 	code, out, errOut := runAgent(t, nil, "dump", "--data-dir", dir)
 	if code != 0 {
