@@ -1,0 +1,37 @@
+package export
+
+import (
+	"iter"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// FoldState adapts a fold reader to kv.FoldState for a verified resume. A fold holds only
+// keys within its scope (scope is exact), so its counts are the scope's counts.
+func FoldState(r fold.Reader) kv.FoldState { return foldState{r} }
+
+type foldState struct{ r fold.Reader }
+
+func (f foldState) Count() (uint64, error) {
+	st, err := f.r.Stats()
+	if err != nil {
+		return 0, err
+	}
+	return st.Live + st.Tombstones, nil
+}
+
+func (f foldState) Holds(key string) (bool, error) {
+	_, ok, err := f.r.Lookup(key)
+	return ok, err
+}
+
+func (f foldState) Keys() iter.Seq2[kv.KeyState, error] {
+	return func(yield func(kv.KeyState, error) bool) {
+		for e, err := range f.r.Range("", true) {
+			if !yield(kv.KeyState{Key: e.Key, Live: e.Live}, err) || err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// SeedConfig configures a Seeder.
+type SeedConfig struct {
+	// Location holds the exports (required).
+	Location *Location
+	// Bucket is the NATS KV bucket's name and Scope the fold's scope (required); exports
+	// of another bucket or scope are rejected as foreign.
+	Bucket string
+	Scope  kv.Scope
+	// KV, when set, is used to check that NATS can continue from a candidate's cursor
+	// (a verified resume, docs/cursor-expiry.md); a candidate it cannot continue from is
+	// skipped. Nil skips the check (offline import: the fold resumes, and verifies, later).
+	KV *kv.Bucket
+	// Dir is the fold's directory; StagingDir defaults to StagingDir(Dir).
+	Dir        string
+	StagingDir string
+	// Open opens a store (required); the staged store and the final fold use it.
+	Open OpenStore
+	// MaxCandidates bounds how many exports are tried, newest first (0: all).
+	MaxCandidates int
+	// CheckTimeout bounds one resume check (default 2 minutes).
+	CheckTimeout time.Duration
+	// Logger (default: discard). Only object names and URLs without query are logged.
+	Logger *slog.Logger
+}
+
+// Seeder seeds a fold from the newest usable export.
+type Seeder struct {
+	cfg SeedConfig
+	log *slog.Logger
+}
+
+// Rejection is a candidate export the seeder skipped, and why.
+type Rejection struct {
+	Object Object
+	Err    error
+}
+
+// SeedResult describes a seed.
+type SeedResult struct {
+	// Object is the export the fold was seeded from; Summary its verified contents.
+	Object  Object
+	Summary Summary
+	// Source is "<location>/<object key>", for status and events.
+	Source string
+	// Rejected lists the newer candidates skipped, newest first.
+	Rejected []Rejection
+	// Ignored lists object keys that are not export names.
+	Ignored []string
+}
+
+// NewSeeder checks cfg and returns a Seeder.
+func NewSeeder(cfg SeedConfig) (*Seeder, error) {
+	switch {
+	case cfg.Location == nil:
+		return nil, errors.New("new seeder: no export location")
+	case cfg.Bucket == "":
+		return nil, errors.New("new seeder: no bucket name")
+	case cfg.Dir == "":
+		return nil, errors.New("new seeder: no fold directory")
+	case cfg.Open == nil:
+		return nil, errors.New("new seeder: no store opener")
+	}
+	if err := cfg.Scope.Validate(); err != nil {
+		return nil, fmt.Errorf("new seeder: %w", err)
+	}
+	if cfg.StagingDir == "" {
+		cfg.StagingDir = StagingDir(cfg.Dir)
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 2 * time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Seeder{cfg: cfg, log: log}, nil
+}
+
+// Log attribute keys.
+const (
+	logKeyObject   = "object"
+	logKeyCursor   = "cursor"
+	logKeyLocation = "location"
+	logKeyErr      = "error"
+)
+
+// Find stages the newest usable export: candidates are tried newest first; each is
+// downloaded and verified into the staging directory and, with cfg.KV, checked for a
+// resume from its cursor. Invalid exports (ErrInvalidExport) and exports NATS cannot
+// continue from (kv.ErrCursorExpired) are skipped. It returns the staged export (the
+// caller commits or discards it), or an error wrapping ErrNotFound when no candidate is
+// usable, or the first operational error (listing, download, NATS) - a transient
+// failure must not look like "no export".
+func (s *Seeder) Find(ctx context.Context) (*Staged, SeedResult, error) {
+	var res SeedResult
+	ls, err := s.cfg.Location.List(ctx, s.cfg.Bucket)
+	if err != nil {
+		return nil, res, fmt.Errorf("seed: %w", err)
+	}
+	res.Ignored = ls.Ignored
+	if len(ls.Ignored) > 0 {
+		s.log.Warn("ignoring objects that are not exports", logKeyLocation, s.cfg.Location.String(), "count", len(ls.Ignored), "first", ls.Ignored[0])
+	}
+	cands := ls.Exports
+	if s.cfg.MaxCandidates > 0 && len(cands) > s.cfg.MaxCandidates {
+		cands = cands[:s.cfg.MaxCandidates]
+	}
+	for _, o := range cands {
+		staged, err := s.try(ctx, o)
+		if err == nil {
+			res.Object, res.Summary = o, staged.Summary
+			res.Source = s.cfg.Location.String() + "/" + o.Key
+			return staged, res, nil
+		}
+		if ctx.Err() != nil {
+			return nil, res, ctx.Err()
+		}
+		if !errors.Is(err, ErrInvalidExport) && !errors.Is(err, kv.ErrCursorExpired) {
+			return nil, res, fmt.Errorf("seed from %s: %w", o.Key, err)
+		}
+		s.log.Warn("skipping export", logKeyObject, o.Key, logKeyCursor, o.Cursor, logKeyErr, err)
+		res.Rejected = append(res.Rejected, Rejection{Object: o, Err: err})
+	}
+	return nil, res, fmt.Errorf("seed: %w: %d exports of bucket %q at %s, none usable", ErrNotFound, len(ls.Exports), s.cfg.Bucket, s.cfg.Location)
+}
+
+// try downloads, stages and checks one candidate.
+func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
+	r, err := s.cfg.Location.Reader(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	staged, err := Stage(ctx, r, s.cfg.StagingDir, StageOptions{Expect: ExpectFold(s.cfg.Bucket, s.cfg.Scope), Open: s.cfg.Open})
+	if err != nil {
+		return nil, err
+	}
+	if staged.Summary.Header.Cursor != o.Cursor {
+		staged.Discard()
+		return nil, fmt.Errorf("%w: object name says cursor %d, content %d", ErrForeign, o.Cursor, staged.Summary.Header.Cursor)
+	}
+	if s.cfg.KV != nil {
+		if err := s.checkResume(ctx, staged); err != nil {
+			staged.Discard()
+			return nil, err
+		}
+	}
+	return staged, nil
+}
+
+// checkResume runs a verified watch from the staged export's cursor until it is
+// verified (OpSynced) or fails. The delta it delivers is discarded: the fold's own loop
+// fetches it again (through its domain hooks) when it resumes.
+func (s *Seeder) checkResume(ctx context.Context, staged *Staged) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
+	defer cancel()
+	w, err := s.cfg.KV.Watch(ctx, s.cfg.Scope, kv.WatchOptions{Cursor: staged.Summary.Header.Cursor, Fold: FoldState(staged.Store)})
+	if err != nil {
+		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
+	}
+	defer w.Stop()
+	for u := range w.Updates() {
+		if u.Op == kv.OpSynced {
+			return nil
+		}
+	}
+	if err := w.Err(); err != nil {
+		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
+	}
+	return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, kv.ErrWatchInterrupted)
+}
+
+// Seed replaces the fold in cfg.Dir with the newest usable export and returns it, open.
+// old, if not nil, is the store open in cfg.Dir: it is closed only once a usable export
+// has been staged and verified, right before the swap; when no export is usable (an
+// error wrapping ErrNotFound) or anything fails before the swap, old stays open and
+// untouched.
+func (s *Seeder) Seed(ctx context.Context, old fold.Store) (fold.Store, SeedResult, error) {
+	staged, res, err := s.Find(ctx)
+	if err != nil {
+		return nil, res, err
+	}
+	if old != nil {
+		if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
+			staged.Discard()
+			return nil, res, fmt.Errorf("seed: close the old fold: %w", err)
+		}
+	}
+	st, err := staged.Commit(s.cfg.Dir)
+	if err != nil {
+		return nil, res, fmt.Errorf("seed: %w", err)
+	}
+	s.log.Info("seeded fold from export", logKeyObject, res.Object.Key, logKeyCursor, res.Summary.Header.Cursor,
+		"records", res.Summary.Header.Count(), "rejected", len(res.Rejected))
+	return st, res, nil
+}
+
+// Reseeder returns a fold.Reseeder for fold.LoopConfig.Reseed: on cursor expiry it seeds
+// from the newest export NATS can continue from and returns the new store with its source,
+// or (nil, "", nil) when no export is usable (the loop then falls back to a full resync
+// with diff). The old store is closed only when a new one replaces it.
+func (s *Seeder) Reseeder() fold.Reseeder {
+	return func(ctx context.Context, old fold.Store) (fold.Store, string, error) {
+		st, res, err := s.Seed(ctx, old)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, "", nil
+		case err != nil:
+			return nil, "", err
+		}
+		return st, res.Source, nil
+	}
+}
+
+// NewReseeder is NewSeeder(cfg).Reseeder().
+func NewReseeder(cfg SeedConfig) (fold.Reseeder, error) {
+	s, err := NewSeeder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.Reseeder(), nil
+}
