@@ -39,4 +39,3 @@ func TestFileLocationErrors(t *testing.T) {
 		}
 	}
 }
-
