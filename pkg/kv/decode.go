@@ -1,6 +1,10 @@
 package kv
 
 import (
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/nats-io/nats.go"
 )
 
@@ -47,4 +51,54 @@ func headerValue(h nats.Header, key string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// ackInfo is what a JetStream message's reply subject tells about it.
+type ackInfo struct {
+	consumer string
+	seq      uint64 // stream sequence
+	pending  uint64
+	created  time.Time
+}
+
+// parseAck decodes a JetStream ack reply subject without allocating (the hot path of a
+// watch). Both layouts are handled:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
+//	$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
+func parseAck(reply string) (ackInfo, bool) {
+	const prefix = "$JS.ACK."
+	if !strings.HasPrefix(reply, prefix) {
+		return ackInfo{}, false
+	}
+	var tok [12]string
+	n := 0
+	rest := reply[len(prefix):]
+	for n < len(tok) {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			tok[n] = rest
+			n++
+			break
+		}
+		tok[n] = rest[:i]
+		n++
+		rest = rest[i+1:]
+	}
+	var t []string
+	switch n {
+	case 7:
+		t = tok[1:7] // consumer, delivered, sseq, dseq, ts, pending
+	case 9, 10:
+		t = tok[3:9]
+	default:
+		return ackInfo{}, false
+	}
+	seq, err1 := strconv.ParseUint(t[2], 10, 64)
+	ts, err2 := strconv.ParseInt(t[4], 10, 64)
+	pending, err3 := strconv.ParseUint(t[5], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return ackInfo{}, false
+	}
+	return ackInfo{consumer: t[0], seq: seq, pending: pending, created: time.Unix(0, ts)}, true
 }

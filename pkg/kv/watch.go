@@ -160,7 +160,7 @@ func (w *Watcher) begin() error {
 		}
 	}
 	cc, err := w.cons.Consume(w.onMsg,
-		jetstream.PullMaxMessages(max(w.opts.Buffer, 256)),
+		jetstream.PullMaxMessages(500),
 		jetstream.ConsumeErrHandler(w.onConsumeErr))
 	if err != nil {
 		return mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
@@ -316,13 +316,17 @@ func (w *Watcher) send(u Update) error {
 // handle decodes one message and delivers it, driving sync/verification. Called with
 // w.mu held.
 func (w *Watcher) handle(msg jetstream.Msg) error {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return fmt.Errorf("watch bucket %q: %w", w.b.name, err)
+	meta, ok := parseAck(msg.Reply())
+	if !ok {
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("watch bucket %q: %w", w.b.name, err)
+		}
+		meta = ackInfo{consumer: md.Consumer, seq: md.Sequence.Stream, pending: md.NumPending, created: md.Timestamp}
 	}
-	seq := meta.Sequence.Stream
-	if meta.Consumer != w.st.consumer {
-		if err := w.consumerReset(meta.Consumer, seq); err != nil {
+	seq := meta.seq
+	if meta.consumer != w.st.consumer {
+		if err := w.consumerReset(meta.consumer, seq); err != nil {
 			return err
 		}
 	}
@@ -330,8 +334,8 @@ func (w *Watcher) handle(msg jetstream.Msg) error {
 		Op:       opFromHeader(msg.Headers()),
 		Key:      strings.TrimPrefix(msg.Subject(), w.b.pre),
 		Revision: seq,
-		Created:  meta.Timestamp,
-		Pending:  meta.NumPending,
+		Created:  meta.created,
+		Pending:  meta.pending,
 	}
 	if u.Op == OpPut {
 		u.Value = msg.Data()
@@ -351,7 +355,7 @@ func (w *Watcher) handle(msg jetstream.Msg) error {
 		if err := w.send(u); err != nil {
 			return err
 		}
-		if seq >= w.st.last || meta.NumPending == 0 {
+		if seq >= w.st.last || meta.pending == 0 {
 			return w.finishSync()
 		}
 		return nil
@@ -372,7 +376,7 @@ func (w *Watcher) handle(msg jetstream.Msg) error {
 		if err := w.send(u); err != nil {
 			return err
 		}
-		if seq >= w.st.last || meta.NumPending == 0 {
+		if seq >= w.st.last || meta.pending == 0 {
 			return w.finishVerify()
 		}
 		return nil
