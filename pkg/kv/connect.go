@@ -155,7 +155,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	if r.err != nil {
 		s := sentinelFor(r.err)
-		if s == nil || s == ErrClosed {
+		if s == nil || errors.Is(s, ErrClosed) {
 			s = ErrNotConnected
 		}
 		if errors.Is(r.err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(r.err.Error()), "authorization") {

@@ -56,7 +56,10 @@ func TestKeysAndScanPrefixes(t *testing.T) {
 		}
 	}
 	// Stopping early is fine.
-	for range e.b.Keys(e.ctx, "") {
+	for _, err := range e.b.Keys(e.ctx, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
 		break
 	}
 }

@@ -93,6 +93,10 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 	if opts.Cursor > 0 && opts.Fold == nil {
 		return nil, fmt.Errorf("%w: a watch from cursor %d needs the fold's state to verify the resume", ErrInvalidConfig, opts.Cursor)
 	}
+	if len(scope.Prefixes) > 1 && !b.conn.Capabilities().MultiFilter {
+		return nil, fmt.Errorf("%w: watching %d prefixes needs consumers with several filters (server >= 2.10, connected to %s)",
+			ErrUnsupported, len(scope.Prefixes), b.conn.nc.ConnectedServerVersion())
+	}
 	if opts.Buffer < 0 {
 		return nil, fmt.Errorf("%w: negative watch buffer %d", ErrInvalidConfig, opts.Buffer)
 	}
