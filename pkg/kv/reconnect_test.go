@@ -110,3 +110,30 @@ func TestWatchPlainInterruptedWhenGapEvicted(t *testing.T) {
 		t.Fatalf("delivered %d updates: the gap was not evicted before delivery", len(got))
 	}
 }
+
+func TestWatchEndsWhenConnClosed(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	e.put(t, "a", "1")
+	for name, opts := range map[string]kv.WatchOptions{"plain": {}, "verified": {Fold: newFold()}} {
+		t.Run(name, func(t *testing.T) {
+			c := connect(t, e.srv)
+			b, err := c.Bucket(e.ctx, e.b.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := b.Watch(e.ctx, kv.All(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			untilSynced(t, w, nil)
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = waitEnd(t, w)
+			t.Logf("ended with: %v", err)
+			if !errors.Is(err, kv.ErrClosed) && !errors.Is(err, kv.ErrWatchInterrupted) {
+				t.Fatalf("Err = %v, want ErrClosed or ErrWatchInterrupted", err)
+			}
+		})
+	}
+}
