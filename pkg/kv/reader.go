@@ -2,13 +2,12 @@ package kv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -136,49 +135,82 @@ func (b *Bucket) eachLastPerSubject(ctx context.Context, filters []string, heade
 	if err != nil {
 		return err
 	}
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		return nil
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
 	if err != nil {
 		return err
 	}
 	defer it.Stop()
-	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		return nil
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		msg, err := it.Next(jetstream.NextMaxWait(snapshotIdle))
-		if errors.Is(err, nats.ErrTimeout) {
-			info, ierr := cons.Info(ctx)
-			if ierr != nil {
-				return ierr
+
+	// The last message may vanish before delivery, so "pending == 0" might never be seen
+	// on a message: a watchdog asks the server when the iterator is silent. It stops the
+	// iterator (no per-message timers on the hot path).
+	var progress, lastSeq atomic.Uint64
+	var caughtUp atomic.Bool
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(snapshotIdle)
+		defer t.Stop()
+		var seen uint64
+		for {
+			select {
+			case <-wctx.Done():
+				it.Stop()
+				return
+			case <-t.C:
 			}
-			if info.NumPending == 0 && info.NumAckPending == 0 {
+			if p := progress.Load(); p != seen {
+				seen = p
+				continue
+			}
+			info, err := cons.Info(wctx)
+			if err != nil {
+				continue
+			}
+			if info.NumPending == 0 && info.Delivered.Stream <= lastSeq.Load() {
+				caughtUp.Store(true)
+				it.Stop()
+				return
+			}
+		}
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if caughtUp.Load() {
 				return nil
 			}
-			continue
-		}
-		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return err
+		meta, ok := parseAck(msg.Reply())
+		if !ok {
+			md, err := msg.Metadata()
+			if err != nil {
+				return err
+			}
+			meta = ackInfo{seq: md.Sequence.Stream, pending: md.NumPending, created: md.Timestamp}
 		}
 		e := Entry{
 			Key:      strings.TrimPrefix(msg.Subject(), b.pre),
-			Revision: meta.Sequence.Stream,
+			Revision: meta.seq,
 			Op:       opFromHeader(msg.Headers()),
-			Created:  meta.Timestamp,
+			Created:  meta.created,
 		}
 		if !headersOnly {
 			e.Value = msg.Data()
 		}
-		if !fn(e, meta.NumPending) {
+		lastSeq.Store(meta.seq)
+		progress.Add(1)
+		if !fn(e, meta.pending) {
 			return nil
 		}
-		if meta.NumPending == 0 {
+		if meta.pending == 0 {
 			return nil
 		}
 	}
