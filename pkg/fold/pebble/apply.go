@@ -28,36 +28,41 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if st.Cursor < m.st.Cursor && !st.Resyncing {
 		return fmt.Errorf("apply: %w: cursor %d is below %d", fold.ErrCursorRegression, st.Cursor, m.st.Cursor)
 	}
-	b := s.db.NewIndexedBatch()
+	b := s.db.NewBatch()
 	defer b.Close()
+	// The counts need what each mutation replaces: from the store for the first mutation
+	// of a key, from this batch for later ones.
+	inBatch := make(map[string]prior, len(muts))
 	for _, mu := range muts {
 		k := entryKey(mu.Key)
-		// The counts need what the mutation replaces (in this batch or the store).
-		raw, c, err := b.Get(k)
-		switch {
-		case err == nil:
-			old, derr := decodeEntry([]byte(mu.Key), raw)
-			c.Close()
-			if derr != nil {
-				return fmt.Errorf("apply: %w", derr)
+		p, ok := inBatch[mu.Key]
+		if !ok {
+			var err error
+			if p, err = s.prior(k); err != nil {
+				return fmt.Errorf("apply: %w", err)
 			}
-			m.c.add(old, -1)
-		case !errors.Is(err, pebble.ErrNotFound):
-			return wrapErr("apply", err)
 		}
+		if p.exists {
+			m.c.remove(len(mu.Key), p.valueLen, p.live)
+		}
+		var err error
 		switch mu.Op {
 		case fold.MutPut:
 			err = b.Set(k, encodeValue(mu.Revision, true, mu.Value), nil)
-			m.c.add(fold.Entry{Key: mu.Key, Value: mu.Value, Live: true}, 1)
+			m.c.add(len(mu.Key), len(mu.Value), true)
+			p = prior{exists: true, live: true, valueLen: len(mu.Value)}
 		case fold.MutDelete:
 			err = b.Set(k, encodeValue(mu.Revision, false, nil), nil)
-			m.c.add(fold.Entry{Key: mu.Key}, 1)
+			m.c.add(len(mu.Key), 0, false)
+			p = prior{exists: true}
 		case fold.MutForget:
 			err = b.Delete(k, nil)
+			p = prior{}
 		}
 		if err != nil {
 			return wrapErr("apply", err)
 		}
+		inBatch[mu.Key] = p
 	}
 	m.st = st
 	if err := b.Set(keyState, encodeState(st), nil); err != nil {
@@ -75,4 +80,26 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	}
 	s.meta.Store(&m)
 	return nil
+}
+
+// prior is what a key holds before a mutation.
+type prior struct {
+	exists, live bool
+	valueLen     int
+}
+
+// prior reads the stored entry for k (with its prefix) without copying the value.
+func (s *Store) prior(k []byte) (prior, error) {
+	raw, c, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return prior{}, nil
+	}
+	if err != nil {
+		return prior{}, wrapErr("read replaced entry", err)
+	}
+	defer c.Close()
+	if err := checkValue(k[1:], raw); err != nil {
+		return prior{}, err
+	}
+	return prior{exists: true, live: raw[8]&flagLive != 0, valueLen: len(raw) - valueHeader}, nil
 }

@@ -51,10 +51,18 @@ func encodeValue(rev uint64, live bool, value []byte) []byte {
 	return append(b, value...)
 }
 
+// checkValue validates a stored entry value; key is without the prefix.
+func checkValue(key, raw []byte) error {
+	if len(raw) < valueHeader || raw[8]&^flagLive != 0 || (raw[8]&flagLive == 0 && len(raw) != valueHeader) {
+		return fmt.Errorf("%w: entry %q has a malformed value (%d bytes)", fold.ErrCorrupted, key, len(raw))
+	}
+	return nil
+}
+
 // decodeEntry decodes a stored entry; key is without the prefix. The value is copied.
 func decodeEntry(key, raw []byte) (fold.Entry, error) {
-	if len(raw) < valueHeader || raw[8]&^flagLive != 0 || (raw[8]&flagLive == 0 && len(raw) != valueHeader) {
-		return fold.Entry{}, fmt.Errorf("%w: entry %q has a malformed value (%d bytes)", fold.ErrCorrupted, key, len(raw))
+	if err := checkValue(key, raw); err != nil {
+		return fold.Entry{}, err
 	}
 	e := fold.Entry{Key: string(key), Revision: binary.BigEndian.Uint64(raw), Live: raw[8]&flagLive != 0}
 	if e.Live {
@@ -94,13 +102,22 @@ func decodeCounts(raw []byte) (counts, error) {
 	return counts{binary.BigEndian.Uint64(raw), binary.BigEndian.Uint64(raw[8:]), binary.BigEndian.Uint64(raw[16:])}, nil
 }
 
-func (c *counts) add(e fold.Entry, sign int) {
-	n := uint64(sign) // +1 or wraps to -1
-	if e.Live {
-		c.live += n
-		c.liveBytes += n * uint64(len(e.Key)+len(e.Value))
+// add counts an entry in; remove counts it out.
+func (c *counts) add(keyLen, valueLen int, live bool) {
+	if live {
+		c.live++
+		c.liveBytes += uint64(keyLen + valueLen)
 	} else {
-		c.tombstones += n
+		c.tombstones++
+	}
+}
+
+func (c *counts) remove(keyLen, valueLen int, live bool) {
+	if live {
+		c.live--
+		c.liveBytes -= uint64(keyLen + valueLen)
+	} else {
+		c.tombstones--
 	}
 }
 

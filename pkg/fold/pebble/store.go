@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
@@ -50,14 +51,21 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble fold store: %w", err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		FS:                 opts.FS,
 		CacheSize:          opts.CacheSize,
 		MemTableSize:       opts.MemTableSize,
 		Logger:             opts.Logger,
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener:      eventListener(opts.Logger),
-	})
+	}
+	// Bloom filters let point reads (Get, and Apply's read of the entry it replaces) skip
+	// the levels that do not hold the key.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		po.Levels[i].FilterType = pebble.TableFilter
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, wrapErr("open pebble fold store "+dir, err)
 	}

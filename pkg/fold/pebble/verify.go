@@ -45,7 +45,7 @@ func (s *Store) Verify() error {
 			if err != nil {
 				return fmt.Errorf("verify pebble fold store: %w", err)
 			}
-			c.add(e, 1)
+			c.add(len(e.Key), len(e.Value), e.Live)
 		case bytes.Equal(k, keyFormat) || bytes.Equal(k, keyState) || bytes.Equal(k, keyCounts):
 		default:
 			return fmt.Errorf("verify pebble fold store: %w: unexpected key %q", fold.ErrCorrupted, k)
