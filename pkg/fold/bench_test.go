@@ -18,6 +18,9 @@ import (
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
+// Both backends run with SyncNone (durability left to the OS and Close; a crash loses the
+// last batches, never tears one), so the figures compare folding work, not fsync latency.
+//
 // Benchmarks share one server holding two buckets: "big" with SLIPSTREAM_BENCH_KEYS keys
 // (default 1M) and "small" with a tenth of that, 256-byte values.
 
@@ -138,7 +141,7 @@ func openPebble(b *testing.B, dir string) fold.Store {
 
 func openMem(b *testing.B, dir string) fold.Store {
 	b.Helper()
-	s, err := memory.Open(dir, memory.Options{})
+	s, err := memory.Open(dir, memory.Options{Sync: memory.SyncNone})
 	if err != nil {
 		b.Fatal(err)
 	}
