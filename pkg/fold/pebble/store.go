@@ -30,8 +30,9 @@ type Store struct {
 	guard storekit.Guard
 	meta  atomic.Pointer[meta] // state and counts of the last Apply
 
-	mu    sync.Mutex // serialises Apply; guards snaps
-	snaps map[*Snapshot]struct{}
+	mu      sync.Mutex // serialises Apply
+	snapsMu sync.Mutex // guards snaps (not mu: taking a snapshot never waits for Apply)
+	snaps   map[*Snapshot]struct{}
 }
 
 type meta struct {
@@ -47,7 +48,7 @@ var _ fold.Store = (*Store)(nil)
 // storekit.ErrUnsupportedFormat, fold.ErrUnknownBackend (unrelated files), wrapped I/O errors.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	fresh, err := storekit.Prepare(opts.FS, dir, storekit.Marker{Backend: BackendName, Format: FormatVersion})
+	_, err := storekit.Prepare(opts.FS, dir, storekit.Marker{Backend: BackendName, Format: FormatVersion})
 	if err != nil {
 		return nil, fmt.Errorf("open pebble fold store: %w", err)
 	}
@@ -70,7 +71,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, wrapErr("open pebble fold store "+dir, err)
 	}
 	s := &Store{db: db, opts: opts, snaps: map[*Snapshot]struct{}{}}
-	if err := s.loadMeta(fresh); err != nil {
+	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open pebble fold store %s: %w", dir, err)
 	}
@@ -78,10 +79,14 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // loadMeta reads (or, in a new store, writes) the format, state and counts.
-func (s *Store) loadMeta(fresh bool) error {
+func (s *Store) loadMeta() error {
 	format, err := getRaw(s.db, keyFormat)
 	if errors.Is(err, pebble.ErrNotFound) {
-		// A store whose first batch never landed is empty whatever the marker says.
+		// A store whose first batch never landed is empty whatever the marker says; one
+		// that holds keys without its format record has lost its metadata.
+		if err := s.requireEmpty(); err != nil {
+			return err
+		}
 		b := s.db.NewBatch()
 		defer b.Close()
 		m := meta{}
@@ -109,6 +114,18 @@ func (s *Store) loadMeta(fresh bool) error {
 	}
 	s.meta.Store(&m)
 	return nil
+}
+
+func (s *Store) requireEmpty() error {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return wrapErr("check empty", err)
+	}
+	defer it.Close()
+	if it.First() {
+		return fmt.Errorf("%w: keys present (first %q) but no format record", fold.ErrCorrupted, it.Key())
+	}
+	return wrapErrNil("check empty", it.Error())
 }
 
 // eventListener reports corruption and background errors as errors. Pebble's default
@@ -192,8 +209,6 @@ func (s *Store) Snapshot() (fold.Snapshot, error) {
 		return nil, err
 	}
 	defer s.guard.Release()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	snap := &Snapshot{store: s, snap: s.db.NewSnapshot()}
 	m, err := readMeta(snap.snap)
 	if err != nil {
@@ -202,7 +217,9 @@ func (s *Store) Snapshot() (fold.Snapshot, error) {
 	}
 	snap.meta = m
 	snap.reader = reader{store: &s.guard, own: &snap.own, r: snap.snap, meta: func() (meta, error) { return snap.meta, nil }, disk: s.diskBytes}
+	s.snapsMu.Lock()
 	s.snaps[snap] = struct{}{}
+	s.snapsMu.Unlock()
 	return snap, nil
 }
 
@@ -227,12 +244,12 @@ func (s *Store) Close() error {
 	if !s.guard.Close() {
 		return nil
 	}
-	s.mu.Lock()
+	s.snapsMu.Lock()
 	for snap := range s.snaps {
 		snap.close()
 	}
 	s.snaps = nil
-	s.mu.Unlock()
+	s.snapsMu.Unlock()
 	err := s.db.Flush()
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
@@ -257,9 +274,9 @@ var _ fold.Snapshot = (*Snapshot)(nil)
 
 // Close releases the snapshot. It is idempotent.
 func (s *Snapshot) Close() error {
-	s.store.mu.Lock()
+	s.store.snapsMu.Lock()
 	delete(s.store.snaps, s)
-	s.store.mu.Unlock()
+	s.store.snapsMu.Unlock()
 	return s.close()
 }
 
