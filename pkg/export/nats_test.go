@@ -23,9 +23,6 @@ type natsFixture struct {
 
 func newNATSFixture(t *testing.T) *natsFixture {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs an embedded nats-server (not in -short)")
-	}
 	srv := natstest.Start(t)
 	ctx := context.Background()
 	conn, err := kv.Connect(ctx, kv.Options{URLs: []string{srv.URL()}})
