@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,12 +233,33 @@ func (a *Agent) openStore(ctx context.Context) fold.Store {
 			a.log.Info("fold store open", "backend", a.cfg.Backend, "dir", a.cfg.DataDir, logCursor, st.Cursor)
 			return s
 		}
+		if errors.Is(err, fold.ErrCorrupted) {
+			// A corrupted fold is never served: move it aside (kept for inspection) and
+			// start empty, which re-syncs the fold from NATS.
+			q, qerr := quarantine(a.cfg.DataDir)
+			if qerr == nil {
+				a.metrics.quarantined.Inc()
+				a.tracker.noteError(fmt.Errorf("fold store corrupted, moved to %s and re-synced from NATS: %w", q, err))
+				a.log.Error("fold store corrupted: moved aside; re-syncing from NATS", "dir", a.cfg.DataDir, "movedTo", q, logError, err)
+				continue
+			}
+			err = fmt.Errorf("%w (and it could not be moved aside: %v; move or delete %s to re-sync)", err, qerr, a.cfg.DataDir)
+		}
 		a.tracker.setCause(causeStore, fmt.Errorf("open fold store: %w", err))
 		a.log.Error("open fold store; retrying", "dir", a.cfg.DataDir, logError, err)
 		if !bo.sleep(ctx) {
 			return nil
 		}
 	}
+}
+
+// quarantine renames a corrupted store directory to <dir>.corrupted-<time>.
+func quarantine(dir string) (string, error) {
+	q := fmt.Sprintf("%s.corrupted-%s", filepath.Clean(dir), time.Now().UTC().Format("20060102T150405.000Z"))
+	if err := os.Rename(dir, q); err != nil {
+		return "", err
+	}
+	return q, nil
 }
 
 // connect connects to NATS, retrying with backoff while Degraded.

@@ -116,6 +116,13 @@ func (t *tracker) setCause(c cause, err error) {
 	t.recompute()
 }
 
+// noteError records a problem the agent handled by itself (lastError only).
+func (t *tracker) noteError(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.LastError = err.Error()
+}
+
 func (t *tracker) clearCause(cs ...cause) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

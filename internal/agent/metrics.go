@@ -26,6 +26,7 @@ type metrics struct {
 	watchers      prometheus.Gauge
 	watchCutoffs  *prometheus.CounterVec
 	lastExport    prometheus.Gauge
+	quarantined   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -63,6 +64,8 @@ func newMetrics() *metrics {
 	f(m.reqDuration)
 	m.watchCutoffs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "slipstream", Name: "watch_cutoffs_total", Help: "/v1/watch streams ended by the agent, by reason."}, []string{"reason"})
 	f(m.watchCutoffs)
+	m.quarantined = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "slipstream", Name: "store_quarantined_total", Help: "Corrupted fold stores moved aside and re-synced from NATS."})
+	f(m.quarantined)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, p := range AllPhases {
