@@ -21,6 +21,10 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 NATS_SERVER ?= $(LOCALBIN)/nats-server
 NATS ?= $(LOCALBIN)/nats
 
+## Controller tests (envtest) find etcd and kube-apiserver here; `make envtest` builds them.
+KUBEBUILDER_ASSETS ?= $(LOCALBIN)/k8s
+export KUBEBUILDER_ASSETS
+
 ## Test knobs.
 # Whole-suite timeout for one package's tests (go test -timeout).
 TEST_TIMEOUT ?= 20m
@@ -73,7 +77,7 @@ manifests: controller-gen ## Generate CRDs and RBAC (config/crd/bases, config/rb
 	@if ! ls api/*/*_types.go >/dev/null 2>&1; then \
 		echo "manifests: no API types yet (api/<version>/*_types.go): nothing to generate"; \
 	else \
-		set -x; $(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases; \
+		set -x; $(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=true paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases; \
 	fi
 
 .PHONY: generate
@@ -159,9 +163,13 @@ nats-server: ## Ensure bin/nats-server (NATS_SERVER_VERSION), for end-to-end tes
 nats: ## Ensure bin/nats, the NATS CLI (NATSCLI_VERSION).
 	@hack/tool.sh nats >/dev/null
 
+.PHONY: envtest
+envtest: ## Build etcd + kube-apiserver into bin/k8s for controller tests (KUBEBUILDER_ASSETS; ~6 min cold).
+	hack/k8s-assets.sh envtest
+
 .PHONY: k8s-assets
-k8s-assets: ## Build etcd + Kubernetes binaries into bin/k8s (slow the first time; not used yet).
-	hack/k8s-assets.sh
+k8s-assets: ## Build etcd + all Kubernetes binaries into bin/k8s, for a local cluster (~14 min cold).
+	hack/k8s-assets.sh cluster
 
 .PHONY: versions
 versions: ## Print the pinned tool versions.
