@@ -6,7 +6,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-# shellcheck source=lib-gotest.sh
+# shellcheck source=hack/lib-gotest.sh
 source hack/lib-gotest.sh
 
 benchtime="${BENCHTIME:-1x}"

@@ -20,7 +20,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=hack/versions.env
 source "${root}/hack/versions.env"
 cache="${SLIPSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slipstream}/k8s"
 localbin="${LOCALBIN:-${root}/bin}/k8s"
@@ -101,7 +101,7 @@ build_k8s() {
 		mkdir -p "$mod" "$dir"
 		if [[ ! -f "${mod}/go.mod" ]]; then
 			local upstream staging
-			upstream="$(cd "$mod" && GOWORK=off GOFLAGS= "$GO" mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" |
+			upstream="$(cd "$mod" && GOWORK=off GOFLAGS="" "$GO" mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" |
 				sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
 			[[ -f "$upstream" ]] || { log "cannot find the go.mod of k8s.io/kubernetes@${KUBERNETES_VERSION}"; exit 1; }
 			# Lines like "k8s.io/api => ./staging/src/k8s.io/api" in its replace block.

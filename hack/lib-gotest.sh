@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by hack/fuzz.sh and hack/bench.sh.
 
 # list_funcs PATTERN [PKG...]: print "package function" for every test function matching

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=hack/versions.env
 source "${root}/hack/versions.env"
 cache="${SLIPSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slipstream}"
 localbin="${LOCALBIN:-${root}/bin}"
