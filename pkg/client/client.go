@@ -139,6 +139,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// BaseURL returns the agent's base URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
 func (c *Client) do(ctx context.Context, path string, q url.Values) (*http.Response, error) {
 	u := *c.base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
