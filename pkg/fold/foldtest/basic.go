@@ -133,7 +133,10 @@ func testRange(t *testing.T, open OpenFunc) {
 	}
 	// Breaking out early stops the iteration.
 	n := 0
-	for range s.Range("", false) {
+	for _, err := range s.Range("", false) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		if n++; n == 2 {
 			break
 		}

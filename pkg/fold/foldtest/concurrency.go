@@ -106,7 +106,7 @@ func testConcurrentReaders(t *testing.T, open OpenFunc) {
 				if err == nil {
 					var e fold.Entry
 					if e, _, err = s.Get("k07"); err == nil && binary.BigEndian.Uint64(e.Value) < last {
-						err = fmt.Errorf("Get went back to batch %d", binary.BigEndian.Uint64(e.Value))
+						err = fmt.Errorf("get went back to batch %d", binary.BigEndian.Uint64(e.Value))
 					}
 				}
 				if err != nil {

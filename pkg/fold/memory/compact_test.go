@@ -55,7 +55,7 @@ func TestCompactWhileApplying(t *testing.T) {
 	s := mustOpen(t, dir, o)
 	m := foldtest.NewModel()
 	batches := foldtest.RandomLog(rand.New(rand.NewPCG(3, 3)), 20000, 100, 200, 10)
-	done := make(chan error)
+	done := make(chan struct{})
 	go func() {
 		for range 5 {
 			if err := s.Compact(); err != nil {
@@ -107,7 +107,9 @@ func TestCrashDuringCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, _ := f.Stat()
-	f.Truncate(fi.Size() / 2)
+	if err := f.Truncate(fi.Size() / 2); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	s.Close()
 	s = mustOpen(t, dir, o)

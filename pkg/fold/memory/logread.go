@@ -3,6 +3,7 @@ package memory
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,11 +40,11 @@ func walk(src source, start, size int64, tailAt func(off int64) ([]byte, error),
 			if err != nil {
 				return end, fmt.Errorf("read log tail at offset %d: %w", off, err)
 			}
-			if err := classifyFailure(tail, st, n); err == errTorn {
+			err = classifyFailure(tail, st, n)
+			if errors.Is(err, errTorn) {
 				return end, nil
-			} else {
-				return end, fmt.Errorf("%w: log record at offset %d: %w", fold.ErrCorrupted, off, err)
 			}
+			return end, fmt.Errorf("%w: log record at offset %d: %w", fold.ErrCorrupted, off, err)
 		}
 		if err := fn(&rec); err != nil {
 			return end, fmt.Errorf("%w: log record at offset %d: %w", fold.ErrCorrupted, off, err)

@@ -38,7 +38,9 @@ func BenchmarkGetP99(b *testing.B) {
 	f := &getFixture
 	f.once.Do(func() {
 		f.n = foldtest.BenchKeys(1_000_000)
-		f.dir, f.err = os.MkdirTemp("", "slipstream-bench-*")
+		// Shared by every b.N round (b.TempDir would vanish after the first); TestMain
+		// removes it.
+		f.dir, f.err = os.MkdirTemp("", "slipstream-bench-*") //nolint:usetesting // see above
 		if f.err != nil {
 			return
 		}
