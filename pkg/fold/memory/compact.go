@@ -131,10 +131,10 @@ func (s *Store) writeView(f *os.File, v *view) error {
 	buf := appendHeader(nil)
 	n := 0
 	for k, sl := range v.t.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
-		if sl.live {
-			buf = appendPut(buf, k, sl.val, sl.rev)
+		if sl.live() {
+			buf = appendPut(buf, k, string(sl[slotHeader:]), sl.rev())
 		} else {
-			buf = appendDelete(buf, k, sl.rev, false)
+			buf = appendDelete(buf, k, sl.rev(), false)
 		}
 		if len(buf) >= 64<<10 {
 			if _, err := bw.Write(buf); err != nil {

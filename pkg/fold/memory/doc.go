@@ -27,6 +27,6 @@
 // switches over under the writer lock (fsync, rename, fsync dir). A crash leaves either
 // log complete; a leftover temp file is removed on open.
 //
-// Memory: one 48-byte tree item per key plus the key and value bytes (node fill and
-// allocation rounding on top); see BenchmarkMemoryOverhead.
+// Memory: one 32-byte tree item per key plus one allocation holding key, a 9-byte header
+// and value (node fill and allocation rounding on top); see BenchmarkMemoryOverhead.
 package memory

@@ -1,25 +1,42 @@
 package memory
 
 import (
+	"encoding/binary"
 	"iter"
 	"strings"
+	"unsafe"
 
 	"github.com/RaduBerinde/btreemap"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 )
 
-// treeDegree keeps nodes small (up to 31 entries of 48 bytes): each Apply copies the nodes
+// treeDegree keeps nodes small (up to 31 entries of 32 bytes): each Apply copies the nodes
 // it touches (copy-on-write, so published views stay immutable), and dense nodes keep the
-// per-entry overhead near the 48-byte item itself.
+// per-entry overhead near the 32-byte item itself.
 const treeDegree = 16
 
-// slot is one entry's value. Key and value bytes are held in immutable strings: one
-// allocation each, no per-entry heap struct.
-type slot struct {
-	val  string
-	rev  uint64
-	live bool
+// slot is one entry's revision, liveness and value: revision:u64be ++ flags:u8 (bit0
+// live) ++ value. The key and its slot share one allocation (see newEntry), so an entry
+// costs one 32-byte tree item plus one allocation of key+9+value bytes.
+type slot string
+
+const slotHeader = 9
+
+func (s slot) rev() uint64 { return binary.BigEndian.Uint64([]byte(s[:8])) }
+func (s slot) live() bool  { return s[8]&1 != 0 }
+func (s slot) valLen() int { return len(s) - slotHeader }
+
+// newEntry lays out key and slot in one immutable buffer (key must not be empty).
+func newEntry(key string, rev uint64, live bool, value []byte) (string, slot) {
+	buf := make([]byte, len(key)+slotHeader+len(value))
+	n := copy(buf, key)
+	binary.BigEndian.PutUint64(buf[n:], rev)
+	if live {
+		buf[n+8] = 1
+	}
+	copy(buf[n+slotHeader:], value)
+	return unsafe.String(&buf[0], n), slot(unsafe.String(&buf[n], len(buf)-n))
 }
 
 type tree = btreemap.BTreeMap[string, slot]
@@ -45,23 +62,19 @@ func (c *counts) apply(t *tree, m fold.Mutation) {
 		c.remove(m.Key, old)
 	}
 	switch m.Op {
-	case fold.MutPut:
-		s := slot{val: string(m.Value), rev: m.Revision, live: true}
-		t.ReplaceOrInsert(m.Key, s)
-		c.add(m.Key, s)
-	case fold.MutDelete:
-		s := slot{rev: m.Revision}
-		t.ReplaceOrInsert(m.Key, s)
-		c.add(m.Key, s)
+	case fold.MutPut, fold.MutDelete:
+		k, s := newEntry(m.Key, m.Revision, m.Op == fold.MutPut, m.Value)
+		t.ReplaceOrInsert(k, s)
+		c.add(k, s)
 	case fold.MutForget:
 		t.Delete(m.Key)
 	}
 }
 
 func (c *counts) add(key string, s slot) {
-	if s.live {
+	if s.live() {
 		c.live++
-		c.liveBytes += uint64(len(key) + len(s.val))
+		c.liveBytes += uint64(len(key) + s.valLen())
 	} else {
 		c.tombstones++
 		c.tombKeyBytes += uint64(len(key))
@@ -69,9 +82,9 @@ func (c *counts) add(key string, s slot) {
 }
 
 func (c *counts) remove(key string, s slot) {
-	if s.live {
+	if s.live() {
 		c.live--
-		c.liveBytes -= uint64(len(key) + len(s.val))
+		c.liveBytes -= uint64(len(key) + s.valLen())
 	} else {
 		c.tombstones--
 		c.tombKeyBytes -= uint64(len(key))
@@ -79,9 +92,9 @@ func (c *counts) remove(key string, s slot) {
 }
 
 func entryOf(key string, s slot) fold.Entry {
-	e := fold.Entry{Key: key, Revision: s.rev, Live: s.live}
-	if s.live {
-		e.Value = []byte(s.val)
+	e := fold.Entry{Key: key, Revision: s.rev(), Live: s.live()}
+	if e.Live {
+		e.Value = []byte(s[slotHeader:])
 	}
 	return e
 }

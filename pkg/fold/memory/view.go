@@ -84,7 +84,7 @@ func (r reader) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, erro
 			if !strings.HasPrefix(k, prefix) {
 				return
 			}
-			if !s.live && !tombstones {
+			if !s.live() && !tombstones {
 				continue
 			}
 			if !yield(entryOf(k, s), nil) {
