@@ -8,10 +8,10 @@ import (
 )
 
 // Apply appends muts and a CURSOR record for st to the log as one group (fsynced with
-// SyncEveryApply), then publishes the new view. Errors: fold.ErrCursorRegression,
-// storekit.ErrInvalidMutation, fold.ErrClosed, or a wrapped I/O error after which the view
-// is unchanged; if the log could not be restored to its previous end, later Applies fail
-// too until the store is reopened.
+// SyncEveryApply), then publishes the new view. Errors: fold.ErrCursorRegression (a lower
+// cursor without st.Resyncing), storekit.ErrInvalidMutation, fold.ErrClosed, or a wrapped
+// I/O error after which the view is unchanged; if the log could not be restored to its
+// previous end, later Applies fail too until the store is reopened.
 func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if err := s.guard.Acquire(); err != nil {
 		return err

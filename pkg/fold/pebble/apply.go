@@ -11,7 +11,8 @@ import (
 )
 
 // Apply writes muts, st and the updated counts in one Pebble batch (fsynced with
-// SyncEveryApply). Errors: fold.ErrCursorRegression, storekit.ErrInvalidMutation,
+// SyncEveryApply). Errors: fold.ErrCursorRegression (a lower cursor without st.Resyncing),
+// storekit.ErrInvalidMutation,
 // fold.ErrClosed, fold.ErrCorrupted (a replaced entry does not decode), or a wrapped I/O
 // error; on any error nothing is applied.
 func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
