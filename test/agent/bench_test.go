@@ -236,6 +236,10 @@ func BenchmarkReadAPI(b *testing.B) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "GET/s")
 	b.ReportMetric(float64(keys), "keys")
 	quantiles(b, "get", all)
+	if le := serverQuantile(b, a, "/v1/keys/{key}", 0.99); le > 0 {
+		b.ReportMetric(le*1000, "server-p99-le-ms")
+		b.Logf("server side (agent histogram): p99 <= %.3fms", le*1000)
+	}
 }
 
 // fillPebble writes keys route.kNNNNNNNN with ~200-byte values straight into a pebble store.
@@ -280,4 +284,38 @@ func ndjsonLines(r io.Reader) iter.Seq[benchLine] {
 			}
 		}
 	}
+}
+
+// serverQuantile reads the agent's read-latency histogram for route and returns the upper
+// bound of the bucket holding quantile q (0 when unknown).
+func serverQuantile(b *testing.B, a *agentProc, route string, q float64) float64 {
+	resp, err := http.Get(a.base() + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	var count float64
+	prefix := `slipstream_read_request_duration_seconds_bucket{route="` + route + `",le="`
+	for _, l := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			var le, n float64
+			if i := strings.Index(rest, `"} `); i > 0 {
+				le, _ = strconv.ParseFloat(rest[:i], 64)
+				n, _ = strconv.ParseFloat(rest[i+3:], 64)
+				bs = append(bs, bucket{le, n})
+			}
+		}
+		if rest, ok := strings.CutPrefix(l, `slipstream_read_request_duration_seconds_count{route="`+route+`"} `); ok {
+			count, _ = strconv.ParseFloat(rest, 64)
+		}
+	}
+	for _, x := range bs {
+		if count > 0 && x.n >= q*count {
+			return x.le
+		}
+	}
+	return 0
 }
