@@ -107,6 +107,10 @@ test-fuzz: ## Run every Fuzz* target for FUZZTIME (default 10s) each.
 test-race: ## All go tests under the race detector (slower; needs cgo).
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
+# The controller suite (internal/controller) runs against a real etcd + kube-apiserver and
+# fails without them: build them first (instant once cached).
+test-unit test-integration test-race: envtest
+
 .PHONY: bench
 bench: ## Run every benchmark once (BENCHTIME=1x); SLIPSTREAM_BENCH_KEYS is passed through.
 	BENCHTIME=$(BENCHTIME) GO=$(GO) $(if $(SLIPSTREAM_BENCH_KEYS),SLIPSTREAM_BENCH_KEYS=$(SLIPSTREAM_BENCH_KEYS)) hack/bench.sh
