@@ -30,9 +30,13 @@ api="http://${listen}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
+running() { # running PID: the process exists and is not a zombie
+	kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
 alive() { # alive NAME: the recorded process is running
 	local f="${state}/$1.pid"
-	[[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
+	[[ -f "$f" ]] && running "$(cat "$f")"
 }
 
 wait_for() { # wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds
