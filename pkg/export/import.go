@@ -88,11 +88,74 @@ func (s *Staged) fill(ctx context.Context, rd *Reader, opts StageOptions) error 
 	if s.Store.State() != (fold.State{}) {
 		return fmt.Errorf("staging store in %s is not empty", s.dir)
 	}
+	// Reading, verifying and decoding run in a goroutine that hands over batches, so they
+	// overlap the store's Apply.
+	batches := make(chan stagedBatch, 1)
+	stop := make(chan struct{})
+	go readBatches(rd, opts, batches, stop)
+	defer func() {
+		close(stop)
+		for range batches { // wait for the reader goroutine: src must not be read after return
+		}
+	}()
 	// Until the trailer verifies, the store says "not consistent": a crash leaves a store
 	// that can never be mistaken for a fold at the export's cursor.
 	partial := fold.State{Cursor: h.Cursor, Resyncing: true}
-	batch := make([]fold.Mutation, 0, min(opts.BatchRecords, int(min(h.Count(), 1<<20))))
-	size := 0
+	for b := range batches {
+		if b.err != nil {
+			return b.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st := partial
+		if b.final {
+			st = fold.State{Cursor: h.Cursor}
+		}
+		if err := s.Store.Apply(b.muts, st); err != nil {
+			return fmt.Errorf("apply to staging store: %w", err)
+		}
+		if !b.final {
+			continue
+		}
+		stats, err := s.Store.Stats()
+		if err != nil {
+			return fmt.Errorf("staging store stats: %w", err)
+		}
+		if stats.Live != h.Live || stats.Tombstones != h.Tombstones {
+			return fmt.Errorf("staging store holds %d live and %d tombstones, the export %d and %d",
+				stats.Live, stats.Tombstones, h.Live, h.Tombstones)
+		}
+		if err := s.Store.Flush(); err != nil {
+			return fmt.Errorf("flush staging store: %w", err)
+		}
+		return nil
+	}
+	return errors.New("staging ended without the export's end")
+}
+
+// stagedBatch is a batch of records; final is set on the last one, sent only after the
+// trailer verified.
+type stagedBatch struct {
+	muts  []fold.Mutation
+	final bool
+	err   error
+}
+
+// readBatches reads rd into batches until the end, an error, or stop.
+func readBatches(rd *Reader, opts StageOptions, out chan<- stagedBatch, stop <-chan struct{}) {
+	defer close(out)
+	send := func(b stagedBatch) bool {
+		select {
+		case out <- b:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	size := min(opts.BatchRecords, int(min(rd.Header().Count(), 1<<16)))
+	batch := make([]fold.Mutation, 0, size)
+	bytes := 0
 	for rd.Next() {
 		e := rd.Entry()
 		m := fold.Mutation{Op: fold.MutPut, Key: e.Key, Value: e.Value, Revision: e.Revision}
@@ -100,35 +163,19 @@ func (s *Staged) fill(ctx context.Context, rd *Reader, opts StageOptions) error 
 			m.Op = fold.MutDelete
 		}
 		batch = append(batch, m)
-		size += len(e.Key) + len(e.Value)
-		if len(batch) >= opts.BatchRecords || size >= opts.BatchBytes {
-			if err := ctx.Err(); err != nil {
-				return err
+		bytes += len(e.Key) + len(e.Value)
+		if len(batch) >= opts.BatchRecords || bytes >= opts.BatchBytes {
+			if !send(stagedBatch{muts: batch}) {
+				return
 			}
-			if err := s.Store.Apply(batch, partial); err != nil {
-				return fmt.Errorf("apply to staging store: %w", err)
-			}
-			batch, size = batch[:0], 0
+			batch, bytes = make([]fold.Mutation, 0, size), 0
 		}
 	}
 	if err := rd.Err(); err != nil {
-		return err
+		send(stagedBatch{err: err})
+		return
 	}
-	if err := s.Store.Apply(batch, fold.State{Cursor: h.Cursor}); err != nil {
-		return fmt.Errorf("apply to staging store: %w", err)
-	}
-	stats, err := s.Store.Stats()
-	if err != nil {
-		return fmt.Errorf("staging store stats: %w", err)
-	}
-	if stats.Live != h.Live || stats.Tombstones != h.Tombstones {
-		return fmt.Errorf("staging store holds %d live and %d tombstones, the export %d and %d",
-			stats.Live, stats.Tombstones, h.Live, h.Tombstones)
-	}
-	if err := s.Store.Flush(); err != nil {
-		return fmt.Errorf("flush staging store: %w", err)
-	}
-	return nil
+	send(stagedBatch{muts: batch, final: true})
 }
 
 // Discard closes the staged store and removes the staging directory.

@@ -33,6 +33,18 @@ type Meta struct {
 // written, so what reached w can never verify as an export; the caller must still discard
 // it (the transport aborts the upload).
 func Write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
+	pw := newPipeWriter(w, 3)
+	sum, err := write(pw, snap, meta)
+	if cerr := pw.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write export: %w", cerr)
+	}
+	if err != nil {
+		return Summary{}, err
+	}
+	return sum, nil
+}
+
+func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 	st := snap.State()
 	switch {
 	case meta.Bucket == "":

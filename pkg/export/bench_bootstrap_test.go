@@ -1,0 +1,121 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/pebble"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+const bootstrapTail = 10_000
+
+// BenchmarkBootstrap: a new node seeded from the benchmark export (checked against NATS)
+// plus a 10k-update tail through fold.Loop, against importing the export alone. Reports
+// x_import = bootstrap time / import time (goal <= 1.5). The bucket holds the same keys at
+// the same revisions as the exported fold, so the resume from its cursor verifies.
+func BenchmarkBootstrap(b *testing.B) {
+	benchSetup(b)
+	f := &benchFixture
+	n := benchKeys(b)
+	srv := natstest.Start(b)
+	ctx := context.Background()
+	conn, err := kv.Connect(ctx, kv.Options{URLs: []string{srv.URL()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	bucket, err := conn.CreateBucket(ctx, kv.BucketConfig{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	js := conn.JetStream()
+	val := make([]byte, benchValueSize)
+	publish := func(key string, v []byte) {
+		if _, err := js.PublishAsync("$KV.bench."+key, v, jetstream.WithExpectStream("KV_bench")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range n {
+		for j := range val {
+			val[j] = byte(i*31 + j)
+		}
+		publish(fmt.Sprintf("k.%09d", i), append([]byte(nil), val...))
+		if i%4096 == 4095 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	for i := range bootstrapTail {
+		publish(fmt.Sprintf("k.%09d", (i*7919)%n), []byte("tail"))
+	}
+	<-js.PublishAsyncComplete()
+	st0, err := bucket.Status(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	last := st0.LastSeq
+	if last != uint64(n+bootstrapTail) {
+		b.Fatalf("bucket at %d, want %d", last, n+bootstrapTail)
+	}
+	l, err := OpenLocation(ctx, "file://"+f.loc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	open := func(d string) (fold.Store, error) { return pebble.Open(d, pebble.Options{Sync: pebble.SyncNone}) }
+
+	var importTime, bootTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		dir := b.TempDir()
+		start := time.Now()
+		r, err := l.Reader(ctx, f.obj)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, _, err := Import(ctx, r, StagingDir(filepath.Join(dir, "imp")), filepath.Join(dir, "imp"), StageOptions{Open: open})
+		r.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+		importTime += time.Since(start)
+
+		start = time.Now()
+		s, err := NewSeeder(SeedConfig{Location: l, Bucket: "bench", Scope: kv.Prefixes("k."), KV: bucket, Dir: filepath.Join(dir, "boot"), Open: open})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, _, err = s.Seed(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := &counter{}
+		lctx, cancel := context.WithCancel(ctx)
+		loop := fold.NewLoop(bucket, st, fold.LoopConfig{Scope: kv.Prefixes("k."), Observer: c})
+		done := make(chan struct{})
+		go func() { defer close(done); _, _ = loop.Run(lctx) }()
+		tick := time.NewTicker(5 * time.Millisecond)
+		for st.State().Cursor < last {
+			<-tick.C
+		}
+		tick.Stop()
+		bootTime += time.Since(start)
+		cancel()
+		<-done
+		st.Close()
+		if updates, _, _, _ := c.snapshot(); updates != bootstrapTail {
+			b.Fatalf("bootstrap received %d updates, want the tail of %d", updates, bootstrapTail)
+		}
+	}
+	b.ReportMetric(importTime.Seconds()/float64(b.N), "import_s")
+	b.ReportMetric(bootTime.Seconds()/float64(b.N), "bootstrap_s")
+	b.ReportMetric(bootTime.Seconds()/importTime.Seconds(), "x_import")
+}
