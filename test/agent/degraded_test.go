@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/client"
 )
 
 // TestWorldConditionsDegradeNeverExit starts the agent before NATS exists, then with NATS
@@ -45,5 +47,32 @@ func TestWorldConditionsDegradeNeverExit(t *testing.T) {
 	e, err := a.client(t).Get(context.Background(), "k")
 	if err != nil || string(e.Value) != "v" || e.Stale {
 		t.Fatalf("get after recovery: %+v %v", e, err)
+	}
+}
+
+// TestRefusedCredentialsDegradeWithoutLeaking: wrong credentials keep the agent up and
+// Degraded, the reason says so, and the password appears nowhere in status or logs.
+func TestRefusedCredentialsDegradeWithoutLeaking(t *testing.T) {
+	if natsServerBin == "" {
+		t.Skip("needs bin/nats-server (make nats-server) for server-side auth flags")
+	}
+	n := &natsProc{t: t, port: freePort(t), dir: t.TempDir(), args: []string{"--user", "app", "--pass", "right-pass"}}
+	n.start()
+	t.Cleanup(n.stop)
+	url := fmt.Sprintf("nats://app:hunter2-wrong@127.0.0.1:%d", n.port)
+	a := startAgent(t, "--nats-url", url, "--bucket", "b", "--data-dir", t.TempDir(), "--backend", "memory")
+	var st client.Status
+	eventually(t, 10*time.Second, "Degraded on refused credentials", func() error {
+		var err error
+		if st, err = a.status(); err != nil {
+			return err
+		}
+		if st.Phase != "Degraded" || !strings.Contains(strings.ToLower(st.LastError), "authorization") && !strings.Contains(st.LastError, "permission") {
+			return fmt.Errorf("phase %s lastError %q", st.Phase, st.LastError)
+		}
+		return nil
+	})
+	if strings.Contains(st.LastError, "hunter2") || strings.Contains(a.logTail(1<<20), "hunter2") {
+		t.Fatalf("password leaked: status %q", st.LastError)
 	}
 }

@@ -85,6 +85,7 @@ type natsProc struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string // extra nats-server flags (binary only)
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 }
@@ -112,7 +113,7 @@ func (n *natsProc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.po
 func (n *natsProc) start() {
 	n.t.Helper()
 	if natsServerBin != "" {
-		n.cmd = exec.Command(natsServerBin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+		n.cmd = exec.Command(natsServerBin, append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir}, n.args...)...)
 	} else {
 		self, _ := os.Executable()
 		n.cmd = exec.Command(self)
