@@ -54,7 +54,8 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build agent:", err)
 		return 1
 	}
-	if p, err := filepath.Abs("../../bin/nats-server"); err == nil {
+	// SLIPSTREAM_TEST_EMBEDDED_NATS=1 forces the embedded fallback (to test it).
+	if p, err := filepath.Abs("../../bin/nats-server"); err == nil && os.Getenv("SLIPSTREAM_TEST_EMBEDDED_NATS") == "" {
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
 			natsServerBin = p
 		}
