@@ -48,12 +48,15 @@ func BenchmarkBootstrap(b *testing.B) {
 			val[j] = byte(i*31 + j)
 		}
 		publish(fmt.Sprintf("k.%09d", i), append([]byte(nil), val...))
-		if i%4096 == 4095 {
+		if i%1024 == 1023 {
 			<-js.PublishAsyncComplete()
 		}
 	}
 	for i := range bootstrapTail {
 		publish(fmt.Sprintf("k.%09d", (i*7919)%n), []byte("tail"))
+		if i%1024 == 1023 {
+			<-js.PublishAsyncComplete()
+		}
 	}
 	<-js.PublishAsyncComplete()
 	st0, err := bucket.Status(ctx)
