@@ -176,7 +176,10 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 		return false, fmt.Errorf("start watch: %w", err)
 	}
 	defer w.Stop()
-	b := &batcher{loop: l, store: s, diff: diff}
+	// The initial state sync of an empty store delivers every key once, before OpSynced:
+	// its puts are fresh inserts, which lets a store skip reading what they replace.
+	fresh := st.Cursor == 0 && held == 0 && !st.Resyncing
+	b := &batcher{loop: l, store: s, diff: diff, fresh: fresh}
 	progressed, err = b.run(ctx, w)
 	if err != nil {
 		return progressed, err
@@ -205,6 +208,7 @@ type batcher struct {
 	muts    []Mutation
 	cursor  uint64
 	synced  bool // the batch ends with OpSynced
+	fresh   bool // keys before OpSynced are new to the store
 	pending uint64
 	oldest  time.Time
 }
@@ -300,9 +304,9 @@ func (b *batcher) add(u kv.Update) bool {
 	}
 	b.updates = append(b.updates, u)
 	if u.Op == kv.OpPut {
-		b.muts = append(b.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision})
+		b.muts = append(b.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision, Fresh: b.fresh})
 	} else {
-		b.muts = append(b.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision})
+		b.muts = append(b.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision, Fresh: b.fresh})
 	}
 	return false
 }
@@ -333,6 +337,7 @@ func (b *batcher) flush() error {
 	}
 	if b.synced {
 		l.synced = true
+		b.fresh = false
 		if b.diff != nil {
 			l.cfg.Observer.Event(Event{Kind: EventResyncDone, Deleted: resyncDeleted})
 			b.diff = nil

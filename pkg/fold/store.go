@@ -24,6 +24,10 @@ type Mutation struct {
 	Key      string
 	Value    []byte
 	Revision uint64
+	// Fresh is a promise that the store holds nothing for Key before this batch (the
+	// initial state sync of an empty store delivers every key once). A store may then skip
+	// reading the entry it would replace; a false promise corrupts the store's counts.
+	Fresh bool
 }
 
 // State is what a store persists atomically with every batch.

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -34,10 +35,11 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	// The counts need what each mutation replaces: from the store for the first mutation
 	// of a key, from this batch for later ones.
 	inBatch := make(map[string]prior, len(muts))
+	var k []byte
 	for _, mu := range muts {
-		k := entryKey(mu.Key)
+		k = append(append(k[:0], prefixEntry), mu.Key...)
 		p, ok := inBatch[mu.Key]
-		if !ok {
+		if !ok && !mu.Fresh {
 			var err error
 			if p, err = s.prior(k); err != nil {
 				return fmt.Errorf("apply: %w", err)
@@ -49,11 +51,11 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 		var err error
 		switch mu.Op {
 		case fold.MutPut:
-			err = b.Set(k, encodeValue(mu.Revision, true, mu.Value), nil)
+			err = setEntry(b, k, mu.Revision, true, mu.Value)
 			m.c.add(len(mu.Key), len(mu.Value), true)
 			p = prior{exists: true, live: true, valueLen: len(mu.Value)}
 		case fold.MutDelete:
-			err = b.Set(k, encodeValue(mu.Revision, false, nil), nil)
+			err = setEntry(b, k, mu.Revision, false, nil)
 			m.c.add(len(mu.Key), 0, false)
 			p = prior{exists: true}
 		case fold.MutForget:
@@ -81,6 +83,19 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	}
 	s.meta.Store(&m)
 	return nil
+}
+
+// setEntry adds an entry to the batch, encoding it in place (see encodeValue).
+func setEntry(b *pebble.Batch, k []byte, rev uint64, live bool, value []byte) error {
+	op := b.SetDeferred(len(k), valueHeader+len(value))
+	copy(op.Key, k)
+	binary.BigEndian.PutUint64(op.Value, rev)
+	op.Value[8] = 0
+	if live {
+		op.Value[8] = flagLive
+	}
+	copy(op.Value[valueHeader:], value)
+	return op.Finish()
 }
 
 // prior is what a key holds before a mutation.
