@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -329,4 +330,68 @@ func (w *Watcher) exactCheck() ([]string, error) {
 		forget = append(forget, ks.Key)
 	}
 	return forget, nil
+}
+
+// finishIfDrained completes the verification when no message within scope is left in
+// the stream between the last one handled and the target: the messages there were
+// removed before delivery. Pending counts cannot answer this (the server updates them
+// asynchronously after appends), so ask the stream leader for the next message by
+// subject. Called with w.mu held.
+func (w *Watcher) finishIfDrained() error {
+	from := max(w.st.lastSeq, w.st.fetched) + 1
+	for _, f := range w.scope.Subjects(w.b.name) {
+		if from > w.st.last {
+			break
+		}
+		seq, ok, err := w.b.nextSeq(w.ctx, from, f)
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return errStopped
+			}
+			return nil // transient: the next message or the idle check tries again
+		}
+		if ok && seq <= w.st.last {
+			return nil // still to be delivered
+		}
+	}
+	return w.finishVerify()
+}
+
+// nextSeq returns the sequence of the first message at or after from on subject filter,
+// asking the stream leader (the msg-get API, not a direct get that a lagging replica may
+// answer).
+func (b *Bucket) nextSeq(ctx context.Context, from uint64, filter string) (uint64, bool, error) {
+	req, err := json.Marshal(struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+	}{from, filter})
+	if err != nil {
+		return 0, false, err
+	}
+	msg, err := b.conn.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+b.Stream(), req)
+	if err != nil {
+		return 0, false, err
+	}
+	var resp struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, false, fmt.Errorf("decode message get response: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == codeMessageNotFound:
+		return 0, false, nil
+	case resp.Error != nil:
+		return 0, false, fmt.Errorf("message get: %s (code %d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return 0, false, errors.New("message get: empty response")
+	}
+	return resp.Message.Seq, true, nil
 }

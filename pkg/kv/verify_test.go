@@ -329,13 +329,22 @@ func TestResumeUnderConcurrentWrites(t *testing.T) {
 			}
 		}()
 		w := resume(t, e, kv.All(), fold)
-		untilSynced(t, w, fold)
+		before, synced := untilSynced(t, w, fold)
+		for _, u := range before {
+			if u.Revision > synced.Revision {
+				t.Fatalf("update at %d delivered before OpSynced at %d", u.Revision, synced.Revision)
+			}
+		}
 		close(stop)
 		<-done
-		// Everything written is delivered; the fold converges to the bucket.
+		// Everything written is delivered after OpSynced in order; the fold converges.
 		last := streamInfo(t, e).State.LastSeq
 		for fold.cursor < last {
-			fold.apply(next(t, w))
+			u := next(t, w)
+			if u.Revision <= synced.Revision {
+				t.Fatalf("update at %d delivered after OpSynced at %d", u.Revision, synced.Revision)
+			}
+			fold.apply(u)
 		}
 		want := map[string]string{}
 		for ent, err := range e.b.Scan(e.ctx, "") {
@@ -344,8 +353,15 @@ func TestResumeUnderConcurrentWrites(t *testing.T) {
 			}
 			want[ent.Key] = string(ent.Value)
 		}
-		if got := fold.live(); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("fold diverged:\n got %v\nwant %v", got, want)
+		got := fold.live()
+		for k, v := range want {
+			if got[k] != v {
+				ent, _ := e.b.Entry(e.ctx, k)
+				t.Errorf("fold diverged at %q: fold %q, bucket %q at revision %d (fold cursor %d, last %d)", k, got[k], v, ent.Revision, fold.cursor, last)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("fold has %d keys, bucket %d", len(got), len(want))
 		}
 		if err := w.Err(); err != nil {
 			t.Fatal(err)

@@ -173,3 +173,66 @@ func TestWatchResumeDeliversOnlyDelta(t *testing.T) {
 		t.Errorf("fold = %v", live)
 	}
 }
+
+// Under concurrent writes the state sync still ends with one OpSynced whose revision
+// splits the stream: everything before it is at or below, everything after above it
+// (a fold's cursor never has to move backwards), and the fold converges to the bucket.
+func TestWatchSyncUnderConcurrentWrites(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		e := newEnv(t, kv.BucketConfig{History: 1})
+		for i := 0; i < 200; i++ {
+			e.put(t, fmt.Sprintf("k%d", i), "0")
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := e.b.Put(e.ctx, fmt.Sprintf("k%d", i%250), []byte("w")); err != nil {
+					t.Errorf("concurrent put: %v", err)
+					return
+				}
+			}
+		}()
+		fold := newFold()
+		w, err := e.b.Watch(e.ctx, kv.All(), kv.WatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, synced := untilSynced(t, w, fold)
+		for _, u := range before {
+			if u.Revision > synced.Revision {
+				t.Fatalf("update at %d delivered before OpSynced at %d", u.Revision, synced.Revision)
+			}
+		}
+		close(stop)
+		<-done
+		last := streamInfo(t, e).State.LastSeq
+		for fold.cursor < last {
+			u := next(t, w)
+			if u.Revision <= synced.Revision {
+				t.Fatalf("update at %d delivered after OpSynced at %d", u.Revision, synced.Revision)
+			}
+			fold.apply(u)
+		}
+		w.Stop()
+		got := fold.live()
+		n := 0
+		for ent, err := range e.b.Scan(e.ctx, "") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if got[ent.Key] != string(ent.Value) {
+				t.Fatalf("fold diverged at %q: %q vs bucket %q", ent.Key, got[ent.Key], ent.Value)
+			}
+		}
+		if n != len(got) {
+			t.Fatalf("fold has %d keys, bucket %d", len(got), n)
+		}
+	}
+}
