@@ -122,6 +122,7 @@ func (a *api) getKey(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.Itoa(len(e.Value)))
 	h.Set(HeaderRevision, strconv.FormatUint(e.Revision, 10))
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(e.Value)

@@ -57,7 +57,11 @@ func BenchmarkPropagation(b *testing.B) {
 	n := startNATS(b)
 	conn := connect(b, n.url())
 	bk := createBucket(b, conn, "prop")
-	a := startAgent(b, "--nats-url", n.url(), "--bucket", "prop", "--data-dir", b.TempDir())
+	args := []string{"--nats-url", n.url(), "--bucket", "prop", "--data-dir", b.TempDir()}
+	if w := os.Getenv("SLIPSTREAM_BENCH_BATCH_WINDOW"); w != "" {
+		args = append(args, "--batch-window", w) // default batching unless asked
+	}
+	a := startAgent(b, args...)
 	a.waitCaughtUp(b, bk, 20*time.Second)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	ctx, cancel := context.WithCancel(context.Background())
