@@ -83,7 +83,8 @@ type NATSSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="self.all(u, u.matches('^(nats|tls|ws|wss)://[^/@ ]+'))",message="nats.urls: each URL must be nats://, tls://, ws:// or wss:// followed by a host"
+	// +kubebuilder:validation:XValidation:rule="self.all(u, u.matches('^(nats|tls|ws|wss)://[^/@ ,]+'))",message="nats.urls: each URL must be nats://, tls://, ws:// or wss:// followed by a host"
+	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.contains(',') && !u.contains(' '))",message="nats.urls: one URL per item, without commas or spaces"
 	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.matches('^[a-z]+://[^/]*@'))",message="nats.urls must not embed credentials: use credentialsSecretRef, nkeySecretRef, userPasswordSecretRef or tokenSecretRef"
 	URLs []string `json:"urls"`
 	// credentialsSecretRef: a NATS .creds file (JWT + NKey seed); key defaults to user.creds.

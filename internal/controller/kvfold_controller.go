@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -182,15 +184,26 @@ func upToDate(obj client.Object, hash string) bool {
 	return false
 }
 
-// CacheOptions restricts the manager's caches: Pods and Jobs only with the managed-by label,
-// so a big cluster's Pods are not all held in memory.
+// CacheOptions restricts the manager's caches of the kinds it owns to objects with its
+// managed-by label, so a big cluster's Pods, Services, Roles and node Leases are not all
+// held in memory. (An object of the same name without the label is invisible to the
+// controller: its create then fails with AlreadyExists, reported as a reconcile error.)
 func CacheOptions() cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Pod{}:  {Label: managed},
-		&batchv1.Job{}: {Label: managed},
+		&corev1.Pod{}:            managed,
+		&batchv1.Job{}:           managed,
+		&appsv1.DaemonSet{}:      managed,
+		&corev1.Service{}:        managed,
+		&corev1.ServiceAccount{}: managed,
+		&rbacv1.Role{}:           managed,
+		&rbacv1.RoleBinding{}:    managed,
+		&coordinationv1.Lease{}:  managed,
 	}}
 }
+
+// Index of KVFoldNodes by node, for the Node watch.
+const nodeIndex = "spec.nodeName"
 
 // Index of the Secrets a fold refers to, for the Secret watch.
 const secretIndex = "spec.secretNames"
@@ -202,6 +215,24 @@ func (r *KVFoldReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	}); err != nil {
 		return fmt.Errorf("index secrets: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KVFoldNode{}, nodeIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.KVFoldNode).Spec.NodeName}
+	}); err != nil {
+		return fmt.Errorf("index kvfoldnodes: %w", err)
+	}
+	// A node that is deleted or relabelled may leave folds: reconcile the folds it has.
+	byNode := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.KVFoldNodeList
+		if err := mgr.GetClient().List(ctx, &list, client.MatchingFields{nodeIndex: o.GetName()}); err != nil {
+			logf.FromContext(ctx).Error(err, "list KVFoldNodes of a Node")
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, n := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: n.Namespace, Name: n.Spec.FoldName}})
+		}
+		return reqs
+	})
 	byLabel := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		name := o.GetLabels()[v1alpha1.LabelFold]
 		if name == "" || o.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
@@ -233,6 +264,7 @@ func (r *KVFoldReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		Watches(&corev1.Pod{}, byLabel).
 		// Metadata only: the manager never holds Secret data in memory.
 		Watches(&corev1.Secret{}, bySecret, builder.OnlyMetadata).
+		Watches(&corev1.Node{}, byNode, builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("kvfold").
 		Complete(r)
 }

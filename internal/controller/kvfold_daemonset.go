@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -67,11 +68,8 @@ func keyOr(key, def string) string {
 // environment, which today's agent ignores and its in-cluster mode reads.
 func agentArgs(fold *v1alpha1.KVFold) []string {
 	s := fold.Spec
-	args := []string{"run"}
-	for _, u := range s.NATS.URLs {
-		args = append(args, "--nats-url="+u)
-	}
-	args = append(args, "--bucket="+s.Bucket)
+	// --nats-url takes one comma-separated list (the CRD keeps commas out of URLs).
+	args := []string{"run", "--nats-url=" + strings.Join(s.NATS.URLs, ","), "--bucket=" + s.Bucket}
 	if s.Scope != nil {
 		for _, p := range s.Scope.Prefixes {
 			args = append(args, "--prefix="+p)

@@ -144,8 +144,9 @@ func (r *KVFoldReconciler) setDeletingCondition(ctx context.Context, fold *v1alp
 
 // cleanupTargets are the existing nodes that may hold the fold's data, sorted.
 func (r *KVFoldReconciler) cleanupTargets(ctx context.Context, fold *v1alpha1.KVFold) ([]string, error) {
-	var nodes corev1.NodeList
-	if err := r.List(ctx, &nodes); err != nil {
+	nodes := &metav1.PartialObjectMetadataList{}
+	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := r.List(ctx, nodes); err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	exists := map[string]bool{}

@@ -109,8 +109,8 @@ func (r *KVFoldReconciler) reconcileNodes(ctx context.Context, fold *v1alpha1.KV
 
 // nodeLeft reports whether a node without an agent Pod has left the fold for good.
 func (r *KVFoldReconciler) nodeLeft(ctx context.Context, fold *v1alpha1.KVFold, name string) (bool, error) {
-	var node corev1.Node
-	if err := r.Get(ctx, client.ObjectKey{Name: name}, &node); err != nil {
+	node := nodeMeta()
+	if err := r.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
@@ -118,4 +118,12 @@ func (r *KVFoldReconciler) nodeLeft(ctx context.Context, fold *v1alpha1.KVFold, 
 	}
 	sel := labels.SelectorFromSet(fold.Spec.Placement.NodeSelector)
 	return !sel.Matches(labels.Set(node.Labels)), nil
+}
+
+// nodeMeta is an empty Node as metadata only: the controller needs names and labels, and
+// caching only metadata keeps node status churn out of its memory.
+func nodeMeta() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
+	return m
 }
