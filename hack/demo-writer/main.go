@@ -44,8 +44,9 @@ func main() {
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, log, *url, *bucket, *rate, *duration, *history); err != nil && !errors.Is(err, context.Canceled) {
+	err := run(ctx, log, *url, *bucket, *rate, *duration, *history)
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("demo-writer failed", "error", err)
 		os.Exit(1)
 	}

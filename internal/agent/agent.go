@@ -79,7 +79,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		Store: a.currentStore, Tracker: a.tracker, Ring: a.ring, Metrics: a.metrics,
 		Scope: cfg.Prefixes, Token: token, RateLimit: cfg.RateLimit, MaxWatchers: cfg.MaxWatchers,
 	})
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		return nil, configErrorf("--listen %s: %v", cfg.Listen, errors.Unwrap(err))
 	}

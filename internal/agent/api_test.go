@@ -231,7 +231,9 @@ func TestAPIWatchAfterApplyInOrderWithPrefix(t *testing.T) {
 	if m := nextLine(t, sc); m["key"] != "a.1" || m["revision"] != 1.0 || m["op"] != "put" || m["value"] != "eA==" {
 		t.Fatalf("first line: %v", m)
 	}
-	go ta.applyErr(5, put("b.2", "z", 3), kv.Update{Op: kv.OpDelete, Key: "a.1", Revision: 4}, put("a.2", "w", 5))
+	go func() {
+		_ = ta.applyErr(5, put("b.2", "z", 3), kv.Update{Op: kv.OpDelete, Key: "a.1", Revision: 4}, put("a.2", "w", 5))
+	}()
 	if m := nextLine(t, sc); m["key"] != "a.1" || m["op"] != "delete" || m["revision"] != 4.0 {
 		t.Fatalf("second line: %v", m)
 	}
@@ -239,7 +241,7 @@ func TestAPIWatchAfterApplyInOrderWithPrefix(t *testing.T) {
 		t.Fatalf("third line: %v", m)
 	}
 	// An update filtered by the prefix still moves the client's cursor via progress.
-	go ta.applyErr(6, put("b.3", "q", 6))
+	go func() { _ = ta.applyErr(6, put("b.3", "q", 6)) }()
 	if m := nextLine(t, sc); m["op"] != "progress" || m["revision"] != 6.0 {
 		t.Fatalf("progress line: %v", m)
 	}

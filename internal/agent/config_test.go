@@ -83,17 +83,17 @@ func TestParseRunFoldFile(t *testing.T) {
 func TestParseRunRejects(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
-	os.WriteFile(file, []byte("x"), 0o600)
+	writeFile(t, file, []byte("x"))
 	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, nil, 0o600)
+	writeFile(t, empty, nil)
 	badYAML := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(badYAML, []byte("apiVersion: [unclosed"), 0o600)
+	writeFile(t, badYAML, []byte("apiVersion: [unclosed"))
 	wrongKind := filepath.Join(dir, "kind.yaml")
-	os.WriteFile(wrongKind, []byte("apiVersion: v1\nkind: ConfigMap\n"), 0o600)
+	writeFile(t, wrongKind, []byte("apiVersion: v1\nkind: ConfigMap\n"))
 	exportFold := filepath.Join(dir, "export.yaml")
-	os.WriteFile(exportFold, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  export:\n    url: s3://x\n"), 0o600)
+	writeFile(t, exportFold, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  export:\n    url: s3://x\n"))
 	badWindow := filepath.Join(dir, "window.yaml")
-	os.WriteFile(badWindow, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  batch:\n    window: soon\n"), 0o600)
+	writeFile(t, badWindow, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  batch:\n    window: soon\n"))
 
 	base := []string{"--nats-url", "nats://127.0.0.1:4222", "--bucket", "b", "--data-dir", dir}
 	cases := []struct {
@@ -173,5 +173,12 @@ func TestParseRunHelp(t *testing.T) {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("help lacks %q", s)
 		}
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

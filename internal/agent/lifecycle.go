@@ -68,12 +68,12 @@ type tracker struct {
 	opened   bool
 	seeding  bool
 	causes   map[cause]string
-	onChange func(old, new Phase)
+	onChange func(from, to Phase)
 	now      func() time.Time
 	keys     func() (uint64, bool) // current live key count from the store, if open
 }
 
-func newTracker(cfg Config, now func() time.Time, onChange func(old, new Phase)) *tracker {
+func newTracker(cfg Config, now func() time.Time, onChange func(from, to Phase)) *tracker {
 	t := &tracker{causes: map[cause]string{}, now: now, onChange: onChange}
 	t.st = Status{Phase: PhaseOpening, Bucket: cfg.Bucket, Prefixes: cfg.Prefixes, Backend: cfg.Backend, PhaseSince: now()}
 	return t

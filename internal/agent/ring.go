@@ -170,9 +170,9 @@ func (r *ring) oldest() uint64 {
 	return r.floor
 }
 
-// read appends to dst up to max entries after pos, and returns them with the applied
+// read appends to dst up to limit entries after pos, and returns them with the applied
 // cursor (which may be above the last entry) and a channel closed on the next change.
-func (r *ring) read(pos position, dst []ringEntry, max int) ([]ringEntry, uint64, <-chan struct{}, error) {
+func (r *ring) read(pos position, dst []ringEntry, limit int) ([]ringEntry, uint64, <-chan struct{}, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -185,7 +185,7 @@ func (r *ring) read(pos position, dst []ringEntry, max int) ([]ringEntry, uint64
 		return dst, 0, nil, errCursorTooOld
 	}
 	i := sort.Search(r.n, func(i int) bool { return r.at(i).Rev > pos.After })
-	for ; i < r.n && max > 0; i, max = i+1, max-1 {
+	for ; i < r.n && limit > 0; i, limit = i+1, limit-1 {
 		dst = append(dst, *r.at(i))
 	}
 	return dst, r.cursor, r.wake, nil

@@ -16,9 +16,9 @@ import (
 func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, nil, 0o600)
+	writeFile(t, empty, nil)
 	notFold := t.TempDir()
-	os.WriteFile(filepath.Join(notFold, "junk"), []byte("x"), 0o600)
+	writeFile(t, filepath.Join(notFold, "junk"), []byte("x"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,5 +76,12 @@ func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 	}
 	if code, out, _ := runAgent(t, nil, "help"); code != 0 || !strings.Contains(out, "/v1/watch") {
 		t.Fatalf("help: exit %d\n%s", code, out)
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

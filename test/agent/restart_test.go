@@ -58,7 +58,7 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 	waitAcks(200)
 
 	// nats-server dies: Degraded within a few seconds, reads still served, marked stale.
-	n.cmd.Process.Kill()
+	_ = n.cmd.Process.Kill()
 	_ = n.cmd.Wait()
 	n.cmd = nil
 	killed := time.Now()
