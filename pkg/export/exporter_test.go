@@ -14,7 +14,7 @@ import (
 type storeOf struct{ fold.Reader }
 
 func (s storeOf) Apply([]fold.Mutation, fold.State) error { return errors.New("read only") }
-func (s storeOf) Snapshot() (fold.Snapshot, error)        { return snapOf{s.Reader}, nil }
+func (s storeOf) Snapshot() (fold.Snapshot, error)        { return snapOf(s), nil }
 func (s storeOf) Flush() error                            { return nil }
 func (s storeOf) Close() error                            { return nil }
 

@@ -76,8 +76,7 @@ func Stage(ctx context.Context, src io.Reader, dir string, opts StageOptions) (*
 	}
 	staged := &Staged{Store: st, dir: dir, open: opts.Open}
 	if err := staged.fill(ctx, rd, opts); err != nil {
-		staged.Discard()
-		return nil, fmt.Errorf("stage export: %w", err)
+		return nil, fmt.Errorf("stage export: %w", errors.Join(err, staged.Discard()))
 	}
 	staged.Summary = rd.Summary()
 	return staged, nil

@@ -149,13 +149,12 @@ func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
 		return nil, err
 	}
 	if staged.Summary.Header.Cursor != o.Cursor {
-		staged.Discard()
-		return nil, fmt.Errorf("%w: object name says cursor %d, content %d", ErrForeign, o.Cursor, staged.Summary.Header.Cursor)
+		err := fmt.Errorf("%w: object name says cursor %d, content %d", ErrForeign, o.Cursor, staged.Summary.Header.Cursor)
+		return nil, errors.Join(err, staged.Discard())
 	}
 	if s.cfg.KV != nil {
 		if err := s.checkResume(ctx, staged); err != nil {
-			staged.Discard()
-			return nil, err
+			return nil, errors.Join(err, staged.Discard())
 		}
 	}
 	return staged, nil
@@ -198,8 +197,7 @@ func (s *Seeder) Seed(ctx context.Context, old fold.Store) (fold.Store, SeedResu
 	}
 	if old != nil {
 		if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
-			staged.Discard()
-			return nil, res, fmt.Errorf("seed: close the old fold: %w", err)
+			return nil, res, fmt.Errorf("seed: close the old fold: %w", errors.Join(err, staged.Discard()))
 		}
 	}
 	st, err := staged.Commit(s.cfg.Dir)

@@ -132,7 +132,7 @@ func Start(t testing.TB, buckets ...string) *Server {
 	}
 	s.sockets = append(s.sockets, fmt.Sprintf("/tmp/seaweedfs-filer-%d.sock", ports[4]), fmt.Sprintf("/tmp/seaweedfs-s3-%d.sock", ports[6]))
 
-	s.cmd = exec.Command(bin, args...)
+	s.cmd = exec.CommandContext(context.Background(), bin, args...) // stopped by Stop, by PID
 	s.cmd.Dir = s.Dir
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.Env = append(os.Environ(), "HOME="+s.Dir)
@@ -272,7 +272,7 @@ func freePorts(n int) ([]int, error) {
 	}()
 	var out []int
 	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
