@@ -118,7 +118,7 @@ func Start(t testing.TB, buckets ...string) *Server {
 		"-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-admin.ui=false", "-admin.port.legacy=0",
 		"-master.telemetry=false",
-		"-s3.config=" + cfg,
+		"-s3.config=" + cfg, "-s3.autoCreateBucket=false",
 	}
 	if len(buckets) > 0 {
 		args = append(args, "-bucket="+join(buckets))
