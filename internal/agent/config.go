@@ -187,8 +187,24 @@ environment, which wins over --fold-file.
 
 Flags:
 `)
-	fs.PrintDefaults()
+	printFlags(fs, true)
 	fmt.Fprint(w, exitCodeHelp)
+}
+
+// printFlags prints the flags GNU style (--name), with defaults and, when env is set, the
+// environment variable of each.
+func printFlags(fs *flag.FlagSet, env bool) {
+	w := fs.Output()
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(w, "  --%s\n        %s", f.Name, f.Usage)
+		if f.DefValue != "" && f.DefValue != "[]" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		if env {
+			fmt.Fprintf(w, " [$%s]", envName(f.Name))
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 const exitCodeHelp = `

@@ -32,7 +32,7 @@ func mainOffline(cmd string, args []string, getenv func(string) (string, bool), 
 	dir := fs.String("data-dir", "", "directory of the fold (required; env SLIPSTREAM_DATA_DIR)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: agent %s --data-dir DIR\n\n%s\n\nFlags:\n", cmd, offlineHelp[cmd])
-		fs.PrintDefaults()
+		printFlags(fs, false)
 		fmt.Fprint(stderr, exitCodeHelp)
 	}
 	if err := fs.Parse(args); err != nil {
