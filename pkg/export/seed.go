@@ -30,6 +30,9 @@ type SeedConfig struct {
 	Open OpenStore
 	// MaxCandidates bounds how many exports are tried, newest first (0: all).
 	MaxCandidates int
+	// Object, when set, names the one export to use ("<bucket>/<name>", as listed) instead
+	// of the newest usable one (agent import --from URL with a named export).
+	Object string
 	// CheckTimeout bounds one resume check (default 2 minutes).
 	CheckTimeout time.Duration
 	// Logger (default: discard). Only object names and URLs without query are logged.
@@ -106,9 +109,18 @@ const (
 // failure must not look like "no export".
 func (s *Seeder) Find(ctx context.Context) (*Staged, SeedResult, error) {
 	var res SeedResult
-	ls, err := s.cfg.Location.List(ctx, s.cfg.Bucket)
-	if err != nil {
-		return nil, res, fmt.Errorf("seed: %w", err)
+	var ls Listing
+	if s.cfg.Object != "" {
+		o, err := s.cfg.Location.Stat(ctx, s.cfg.Object)
+		if err != nil {
+			return nil, res, fmt.Errorf("seed: %w", err)
+		}
+		ls.Exports = []Object{o}
+	} else {
+		var err error
+		if ls, err = s.cfg.Location.List(ctx, s.cfg.Bucket); err != nil {
+			return nil, res, fmt.Errorf("seed: %w", err)
+		}
 	}
 	res.Ignored = ls.Ignored
 	if len(ls.Ignored) > 0 {

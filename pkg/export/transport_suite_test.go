@@ -30,6 +30,7 @@ func runTransportSuite(t *testing.T, open func(t *testing.T) *Location) {
 		{"Retention", testRetention},
 		{"SeedSkipsBadCandidates", testSeedSkipsBadCandidates},
 		{"SeedNoneUsable", testSeedNoneUsable},
+		{"SeedNamedObject", testSeedNamedObject},
 		{"Missing", testMissing},
 	}
 	for _, tc := range tests {
@@ -347,5 +348,28 @@ func testMissing(t *testing.T, l *Location) {
 	}
 	if _, err := l.Stat(ctx, o.Key); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("stat of a missing object = %v, want ErrNotFound", err)
+	}
+}
+
+func testSeedNamedObject(t *testing.T, l *Location) {
+	older := upload(t, l, 10, time.Now(), live("k.old", "1", 1))
+	upload(t, l, 20, time.Now(), live("k.new", "2", 2))
+	dir := filepath.Join(t.TempDir(), "fold")
+	s, err := NewSeeder(SeedConfig{Location: l, Bucket: "orders", Scope: suiteScope, Dir: dir, Open: openMemory, Object: older.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, res, err := s.Seed(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	defer st.Close()
+	if res.Object.Key != older.Key || st.State().Cursor != 10 {
+		t.Fatalf("seeded from %s at %d, want the named %s", res.Object.Key, st.State().Cursor, older.Key)
+	}
+	s, _ = NewSeeder(SeedConfig{Location: l, Bucket: "orders", Scope: suiteScope, Dir: dir + "2", Open: openMemory,
+		Object: "orders/00000000000000000099-0000000000000000001-0123456789abcdef.slex"})
+	if _, _, err := s.Seed(context.Background(), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("seed from a missing named export: %v, want ErrNotFound", err)
 	}
 }
