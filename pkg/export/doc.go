@@ -14,12 +14,17 @@
 //   - Staging (import.go, swap*.go): Stage writes an export into a fresh store in a staging
 //     directory and verifies it; Staged.Commit swaps it into the fold's directory with one
 //     rename. Nothing unverified ever becomes the fold. Import = Stage + Commit.
-//   - Transport (location.go, names.go, retention.go): gocloud.dev/blob URLs (file, s3 with
+//   - Transport (location.go, upload.go, names.go, retention.go): gocloud.dev/blob URLs (file, s3 with
 //     endpoint= for S3-compatible servers, gs, azblob). Object names are immutable and carry
 //     the zero-padded cursor; uploads are create-only and visible only once complete; the
 //     newest export is the one with the highest cursor, found by listing.
 //   - Seeding (seed.go): Seeder tries exports newest first, verifies each into staging and
 //     checks with a verified kv watch that NATS can continue from its cursor; it backs both
 //     the agent's initial seed and the fold.Reseeder hook of fold.Loop.
+//   - Exporter (exporter.go): snapshot, upload and retention in one call for the agent's
+//     schedule and on-demand trigger, guarded by an optional lease.
 //   - Lease (lease.go): a NATS KV compare-and-swap lease so one exporter runs per fold.
+//
+// Store openers (OpenStore, Backend) keep the package independent of the backend: an
+// export of a pebble fold seeds a memory fold and back.
 package export
