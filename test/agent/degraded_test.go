@@ -75,4 +75,8 @@ func TestRefusedCredentialsDegradeWithoutLeaking(t *testing.T) {
 	if strings.Contains(st.LastError, "hunter2") || strings.Contains(a.logTail(1<<20), "hunter2") {
 		t.Fatalf("password leaked: status %q", st.LastError)
 	}
+	// SIGTERM while Degraded still drains and exits 0 promptly.
+	if code, took := a.terminate(t); code != 0 || took > 5*time.Second {
+		t.Fatalf("SIGTERM while Degraded: exit %d after %s", code, took)
+	}
 }
