@@ -159,11 +159,13 @@ func BenchmarkPropagation(b *testing.B) {
 	if m, err := http.Get(a.base() + "/metrics"); err == nil {
 		body, _ := io.ReadAll(m.Body)
 		m.Body.Close()
+		var hist []string
 		for _, l := range strings.Split(string(body), "\n") {
-			if strings.HasPrefix(l, "slipstream_batch_apply_duration_seconds_") || strings.HasPrefix(l, "slipstream_updates_applied_total") {
-				b.Log(l)
+			if rest, ok := strings.CutPrefix(l, "slipstream_batch_apply_duration_seconds_bucket{le="); ok {
+				hist = append(hist, strings.ReplaceAll(rest, `"} `, ":"))
 			}
 		}
+		b.Logf("batch apply duration, cumulative per bucket (le seconds:batches): %s", strings.Join(hist, " "))
 	}
 }
 
