@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
@@ -105,9 +107,10 @@ func (a *api) route(pattern string, g guard, h http.HandlerFunc) {
 	if name != pattern {
 		name += "/{key}"
 	}
+	rm := newRouteMetrics(a.metrics, name)
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rw := &statusWriter{ResponseWriter: w, route: name, start: start, m: a.metrics}
+		rw := &statusWriter{ResponseWriter: w, start: start, m: rm}
 		defer rw.done()
 		if !a.admit(rw, r, g) {
 			return
@@ -168,13 +171,37 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.tracker.snapshot())
 }
 
+// routeMetrics are one route's request metrics, resolved once (no label lookups per request
+// for the common codes).
+type routeMetrics struct {
+	duration prometheus.Observer
+	byCode   map[int]prometheus.Counter
+	requests *prometheus.CounterVec
+	route    string
+}
+
+func newRouteMetrics(m *metrics, route string) *routeMetrics {
+	rm := &routeMetrics{duration: m.reqDuration.WithLabelValues(route), byCode: map[int]prometheus.Counter{}, requests: m.requests, route: route}
+	for _, c := range []int{200, 400, 401, 404, 405, 410, 413, 414, 429, 500, 503} {
+		rm.byCode[c] = m.requests.WithLabelValues(route, strconv.Itoa(c))
+	}
+	return rm
+}
+
+func (rm *routeMetrics) count(code int) {
+	if c, ok := rm.byCode[code]; ok {
+		c.Inc()
+		return
+	}
+	rm.requests.WithLabelValues(rm.route, strconv.Itoa(code)).Inc()
+}
+
 // statusWriter records the status code for metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	code  int
-	route string
 	start time.Time
-	m     *metrics
+	m     *routeMetrics
 	timed bool
 }
 
@@ -196,7 +223,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 func (s *statusWriter) observe() {
 	if !s.timed {
 		s.timed = true
-		s.m.reqDuration.WithLabelValues(s.route).Observe(time.Since(s.start).Seconds())
+		s.m.duration.Observe(time.Since(s.start).Seconds())
 	}
 }
 
@@ -205,7 +232,7 @@ func (s *statusWriter) done() {
 		s.code = http.StatusOK
 	}
 	s.observe()
-	s.m.requests.WithLabelValues(s.route, fmt.Sprint(s.code)).Inc()
+	s.m.count(s.code)
 }
 
 // Unwrap lets http.ResponseController reach the connection (flush, deadlines).
@@ -224,6 +251,9 @@ func writeError(w http.ResponseWriter, code int, reason, msg string) {
 
 // onlyParams rejects query parameters other than allowed, and repeated ones.
 func onlyParams(r *http.Request, allowed ...string) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
 	for k, vs := range r.URL.Query() {
 		ok := false
 		for _, a := range allowed {
