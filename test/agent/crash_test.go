@@ -100,7 +100,7 @@ func TestKill9UnderWriterLosesNothing(t *testing.T) {
 			}
 		case 2:
 			target := uint64(w.acks.Load() + rand.Int64N(400))
-			eventually(t, 20*time.Second, "agent applying the writer's updates", func() error {
+			eventually(t, 60*time.Second, "agent applying the writer's updates", func() error {
 				st, err := a.status()
 				if err != nil {
 					return err

@@ -39,6 +39,10 @@ func TestCursorExpiryIsCountedAndRecovered(t *testing.T) {
 		}
 		return nil
 	})
+	// Keep what comes next: a slow restart must not let the new key age out too.
+	if _, err := conn.CreateOrUpdateBucket(ctx, kv.BucketConfig{Name: "aging", MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.Put(ctx, "new.0", []byte("fresh")); err != nil {
 		t.Fatal(err)
 	}
