@@ -81,7 +81,8 @@ type Reader interface {
 	// Range yields entries whose key starts with prefix, ordered by key, streaming. With
 	// tombstones false only live entries are yielded.
 	Range(prefix string, tombstones bool) iter.Seq2[Entry, error]
-	// Stats counts the view's contents.
+	// Stats counts the view's contents. While State().Resyncing is set a store may report
+	// approximate counts; they are exact again once the resync ends.
 	Stats() (Stats, error)
 }
 

@@ -130,7 +130,9 @@ func RequireEqual(t testing.TB, r fold.Reader, m *Model) {
 		t.Fatalf("stats: %v", err)
 	}
 	s.DiskBytes = 0
-	if want := m.Stats(); s != want {
+	// While a resync is in progress a store may keep approximate counts (the contract lets
+	// it recount when the resync ends; testStatsAfterResync checks that).
+	if want := m.Stats(); s != want && !m.State.Resyncing {
 		t.Fatalf("stats = %+v, want %+v", s, want)
 	}
 }

@@ -50,6 +50,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, hooks ...Hooks) {
 		{"TombstonesAndForget", testTombstonesAndForget},
 		{"Range", testRange},
 		{"CursorRegression", testCursorRegression},
+		{"StatsExactAfterResync", testStatsAfterResync},
 		{"InvalidMutation", testInvalidMutation},
 		{"ReopenEquality", testReopenEquality},
 		{"PureFunctionOfLog", testPureFunction},

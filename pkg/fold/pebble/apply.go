@@ -30,7 +30,18 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if st.Cursor < m.st.Cursor && !st.Resyncing {
 		return fmt.Errorf("apply: %w: cursor %d is below %d", fold.ErrCursorRegression, st.Cursor, m.st.Cursor)
 	}
-	b := s.db.NewBatch()
+	// While a resync is in progress its state sync rewrites every key in random order:
+	// reading each replaced entry to keep the counts exact would cost a random read per
+	// key. Instead the counts are left approximate (each write counted as new) and
+	// recounted by one sequential scan in the batch that ends the resync.
+	blind := st.Resyncing || m.st.Resyncing
+	endResync := m.st.Resyncing && !st.Resyncing
+	var b *pebble.Batch
+	if endResync {
+		b = s.db.NewIndexedBatch()
+	} else {
+		b = s.db.NewBatch()
+	}
 	defer b.Close()
 	// The counts need what each mutation replaces: from the store for the first mutation
 	// of a key, from this batch for later ones.
@@ -39,7 +50,9 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	for _, mu := range muts {
 		k = append(append(k[:0], prefixEntry), mu.Key...)
 		p, ok := inBatch[mu.Key]
-		if !ok && !mu.Fresh {
+		if blind {
+			p = prior{}
+		} else if !ok && !mu.Fresh {
 			var err error
 			if p, err = s.prior(k); err != nil {
 				return fmt.Errorf("apply: %w", err)
@@ -66,6 +79,13 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 			return wrapErr("apply", err)
 		}
 		inBatch[mu.Key] = p
+	}
+	if endResync {
+		c, err := recount(b)
+		if err != nil {
+			return fmt.Errorf("apply: end of resync: %w", err)
+		}
+		m.c = c
 	}
 	m.st = st
 	if err := b.Set(keyState, encodeState(st), nil); err != nil {
@@ -96,6 +116,29 @@ func setEntry(b *pebble.Batch, k []byte, rev uint64, live bool, value []byte) er
 	}
 	copy(op.Value[valueHeader:], value)
 	return op.Finish()
+}
+
+// recount counts the entries the store will hold once the indexed batch b is applied.
+func recount(b *pebble.Batch) (counts, error) {
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEntry}, UpperBound: []byte{prefixEntry + 1}})
+	if err != nil {
+		return counts{}, wrapErr("recount", err)
+	}
+	defer it.Close()
+	var c counts
+	for ok := it.First(); ok; ok = it.Next() {
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			return counts{}, wrapErr("recount", err)
+		}
+		k := it.Key()
+		if err := checkValue(k[1:], raw); err != nil {
+			return counts{}, err
+		}
+		live := raw[8]&flagLive != 0
+		c.add(len(k)-1, len(raw)-valueHeader, live)
+	}
+	return c, wrapErrNil("recount", it.Error())
 }
 
 // prior is what a key holds before a mutation.

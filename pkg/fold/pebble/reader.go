@@ -110,6 +110,8 @@ func (r reader) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, erro
 	}
 }
 
+// Stats is O(1): the counts are persisted with every batch. While a resync is in progress
+// (State().Resyncing) they are an upper bound, made exact again when the resync ends.
 func (r reader) Stats() (fold.Stats, error) {
 	if err := r.acquire(); err != nil {
 		return fold.Stats{}, err
