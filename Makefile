@@ -107,6 +107,10 @@ test-fuzz: ## Run every Fuzz* target for FUZZTIME (default 10s) each.
 test-race: ## All go tests under the race detector (slower; needs cgo).
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
+.PHONY: test-controller
+test-controller: envtest ## Only the controller suite (envtest: a real etcd + kube-apiserver from bin/k8s).
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./internal/controller/...
+
 # The controller suite (internal/controller) runs against a real etcd + kube-apiserver and
 # fails without them: build them first (instant once cached).
 test-unit test-integration test-race: envtest
@@ -149,7 +153,7 @@ demo-down: ## Stop the demo and remove what it started (hack/demo-down.sh).
 ##@ Tools
 
 .PHONY: tools
-tools: controller-gen golangci-lint nats-server nats ## Build (once per version) and link every pinned tool into ./bin.
+tools: controller-gen golangci-lint nats-server nats weed ## Build (once per version) and link every pinned tool into ./bin.
 
 .PHONY: controller-gen
 controller-gen: ## Ensure bin/controller-gen (CONTROLLER_TOOLS_VERSION).
@@ -166,6 +170,10 @@ nats-server: ## Ensure bin/nats-server (NATS_SERVER_VERSION), for end-to-end tes
 .PHONY: nats
 nats: ## Ensure bin/nats, the NATS CLI (NATSCLI_VERSION).
 	@hack/tool.sh nats >/dev/null
+
+.PHONY: weed
+weed: ## Ensure bin/weed, SeaweedFS (SEAWEEDFS_VERSION): the real S3 server for the export tests (~4 min cold).
+	@hack/seaweedfs.sh >/dev/null
 
 .PHONY: envtest
 envtest: ## Build etcd + kube-apiserver into bin/k8s for controller tests (KUBEBUILDER_ASSETS; ~6 min cold).
