@@ -40,8 +40,10 @@ type Agent struct {
 	api     *api
 	ln      net.Listener
 
-	store  atomic.Pointer[storeRef] // what reads use; nil until open
-	bucket atomic.Pointer[kv.Bucket]
+	store atomic.Pointer[storeRef] // what reads use; nil until open
+	// restartLoop asks runFold to restart the applied-watch loop (the bucket was
+	// recreated under it: a new watch's verified resume then detects and repairs it).
+	restartLoop chan struct{}
 }
 
 type storeRef struct{ s fold.Store }
@@ -51,7 +53,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if held, err := detectBackend(cfg.DataDir); err == nil && held != cfg.Backend {
 		return nil, configErrorf("--backend %s: --data-dir %q holds a %s fold (use --backend %s, or another directory)", cfg.Backend, cfg.DataDir, held, held)
 	}
-	a := &Agent{cfg: cfg, log: log, metrics: newMetrics()}
+	a := &Agent{cfg: cfg, log: log, metrics: newMetrics(), restartLoop: make(chan struct{}, 1)}
 	a.tracker = newTracker(cfg, time.Now, func(old, p Phase) {
 		a.metrics.setPhase(p)
 		a.log.Info("phase changed", "from", string(old), logPhase, string(p))
@@ -171,7 +173,6 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 	if b == nil {
 		return nil
 	}
-	a.bucket.Store(b)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -193,8 +194,22 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 			a.store.Store(&storeRef{ns})
 			return ns.State().Cursor
 		}
-		st, err := loop.Run(ctx)
+		loopCtx, cancelLoop := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-a.restartLoop:
+				cancelLoop()
+			case <-loopCtx.Done():
+			}
+		}()
+		st, err := loop.Run(loopCtx)
+		restarted := loopCtx.Err() != nil && ctx.Err() == nil
+		cancelLoop()
 		s = loop.Store()
+		if restarted && err == nil {
+			a.log.Warn("restarting the fold loop: the bucket was recreated", logCursor, st.Cursor)
+			continue
+		}
 		if ctx.Err() != nil {
 			if ferr := s.Flush(); ferr != nil {
 				a.log.Error("flush fold store at shutdown", logError, ferr)
@@ -318,6 +333,7 @@ func (a *Agent) openBucket(ctx context.Context, conn *kv.Conn) *kv.Bucket {
 func (a *Agent) healthLoop(ctx context.Context, conn *kv.Conn, b *kv.Bucket) {
 	t := time.NewTicker(healthInterval)
 	defer t.Stop()
+	var created time.Time // the bucket's stream creation time, as first seen
 	for first := true; ; first = false {
 		if !first {
 			select {
@@ -339,6 +355,16 @@ func (a *Agent) healthLoop(ctx context.Context, conn *kv.Conn, b *kv.Bucket) {
 			a.tracker.setCause(causeHealth, err)
 			continue
 		}
+		if cur := a.tracker.cursor(); (!created.IsZero() && !st.Created.Equal(created)) || st.LastSeq < cur {
+			// Deleted and recreated: the running watch follows a stream that is gone.
+			a.tracker.noteError(fmt.Errorf("bucket %q was recreated (stream last sequence %d, fold cursor %d): re-syncing", a.cfg.Bucket, st.LastSeq, cur))
+			a.log.Warn("bucket recreated under the fold; restarting the watch", logBucket, a.cfg.Bucket, "streamLast", st.LastSeq, logCursor, cur)
+			select {
+			case a.restartLoop <- struct{}{}:
+			default:
+			}
+		}
+		created = st.Created
 		a.tracker.clearCause(causeHealth)
 		a.tracker.setStreamLast(st.LastSeq)
 		a.metrics.streamLast.Set(float64(st.LastSeq))

@@ -161,6 +161,12 @@ func (t *tracker) snapshot() Status {
 	return s
 }
 
+func (t *tracker) cursor() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.st.Cursor
+}
+
 func (t *tracker) phase() Phase {
 	t.mu.Lock()
 	defer t.mu.Unlock()
