@@ -89,7 +89,7 @@ generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go)
 	fi
 
 .PHONY: test
-test: test-unit test-integration test-fuzz ## Run every test tier: unit, integration (real embedded nats-server), fuzz seeds + short fuzzing.
+test: test-integration test-fuzz ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), then short fuzzing.
 
 .PHONY: test-unit
 test-unit: ## Fast loop: go test -short ./... (skips the slow tests).

@@ -1,3 +1,4 @@
+// Package fold: test-only hooks into the loop.
 package fold
 
 // DisableResyncDiff turns the resync diff off, so tests can show it is what removes keys

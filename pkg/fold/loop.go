@@ -83,22 +83,24 @@ func (l *Loop) Run(ctx context.Context) (State, error) {
 	backoff := backoffMin
 	for {
 		progressed, err := l.runOnce(ctx)
-		if ctx.Err() != nil {
-			return l.Store().State(), nil
-		}
 		var fatal errFatal
-		switch {
-		case errors.As(err, &fatal):
+		if errors.As(err, &fatal) {
 			return l.Store().State(), fatal.err
+		}
+		if ctx.Err() != nil {
+			// Shutdown: whatever ended the watch, the batch in flight was applied.
+			return l.Store().State(), nil //nolint:nilerr // cancellation is the expected end
+		}
+		switch {
 		case errors.Is(err, kv.ErrCursorExpired):
 			l.cfg.Observer.Event(Event{Kind: EventCursorExpired, Err: err})
 			l.log.Warn("cursor expired", "cursor", l.Store().State().Cursor, "error", err)
 			if err := l.recoverExpired(ctx); err != nil {
-				if ctx.Err() != nil {
-					return l.Store().State(), nil
-				}
 				if errors.As(err, &fatal) {
 					return l.Store().State(), fatal.err
+				}
+				if ctx.Err() != nil {
+					return l.Store().State(), nil //nolint:nilerr // cancelled while reseeding
 				}
 				l.watchError(err)
 			}
