@@ -142,7 +142,8 @@ build: ## Build bin/agent and bin/manager (static; skips commands not written ye
 demo: ## Run the demo: a local nats-server, a bucket and an agent folding it (hack/demo.sh).
 	@test -f hack/demo.sh || { echo "demo: hack/demo.sh does not exist yet (it arrives with the agent)" >&2; exit 1; }
 	@hack/apt-ensure.sh curl jq
-	$(MAKE) build nats-server nats
+	$(MAKE) build COMMANDS=agent
+	$(MAKE) nats-server nats
 	NATS_SERVER=$(NATS_SERVER) NATS=$(NATS) LOCALBIN=$(LOCALBIN) bash hack/demo.sh
 
 .PHONY: demo-down
