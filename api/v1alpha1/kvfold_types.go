@@ -303,13 +303,17 @@ type KVFoldSpec struct {
 	DataRetention DataRetentionPolicy `json:"dataRetention,omitempty"`
 }
 
-// NodeCounts counts agent Pods, from the DaemonSet.
+// NodeCounts counts agent Pods, from the DaemonSet. The fields are optional so that a
+// merge patch may carry only the counts that changed.
 type NodeCounts struct {
 	// desired: nodes that should run an agent.
+	// +optional
 	Desired int32 `json:"desired"`
 	// ready: agents that are Live (their readyz passes).
+	// +optional
 	Ready int32 `json:"ready"`
 	// updated: agents running the current spec.
+	// +optional
 	Updated int32 `json:"updated"`
 }
 

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -129,11 +130,11 @@ func (r *KVFoldReconciler) cleanupNodes(ctx context.Context, fold *v1alpha1.KVFo
 // setDeletingCondition reports the deletion's progress in the Degraded condition.
 func (r *KVFoldReconciler) setDeletingCondition(ctx context.Context, fold *v1alpha1.KVFold, status metav1.ConditionStatus, reason, msg string) error {
 	old := fold.DeepCopy()
+	fold.Status.ObservedGeneration = fold.Generation // deletion bumps the generation
 	meta.SetStatusCondition(&fold.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionDegraded, Status: status, Reason: reason, Message: msg, ObservedGeneration: fold.Generation,
 	})
-	if meta.IsStatusConditionPresentAndEqual(old.Status.Conditions, v1alpha1.ConditionDegraded, status) &&
-		meta.FindStatusCondition(old.Status.Conditions, v1alpha1.ConditionDegraded).Message == msg {
+	if equality.Semantic.DeepEqual(old.Status, fold.Status) {
 		return nil
 	}
 	if err := r.Status().Patch(ctx, fold, client.MergeFrom(old)); err != nil {

@@ -160,6 +160,8 @@ func (r *KVFoldReconciler) reconcileStatus(ctx context.Context, fold *v1alpha1.K
 	rolledOut := dsFound && ds.Status.ObservedGeneration >= ds.Generation
 	// Ready
 	switch {
+	case !dsFound && len(problems) > 0:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "no agents run while the spec is invalid (see the Degraded condition)")
 	case !dsFound || !rolledOut:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDaemonSetNotReady, "the agent DaemonSet has not been observed by its controller yet")
 	case st.Nodes.Desired == 0:
