@@ -19,6 +19,8 @@ Commands:
   dump      print the fold of --data-dir as NDJSON sorted by key
   inspect   print the backend, cursor, key count and sizes of --data-dir as JSON
   verify    check the integrity of the fold in --data-dir
+  export    write the fold of --data-dir as one export object to --to URL (agent export --help)
+  import    seed --data-dir from the newest valid export under --from URL (agent import --help)
   help      print this help
 
 Read API (on --listen, default 127.0.0.1:7070):
@@ -48,8 +50,12 @@ func Main(ctx context.Context, args []string, getenv func(string) (string, bool)
 		return mainRun(ctx, rest, getenv, stdout, stderr)
 	case "dump", "inspect", "verify":
 		return mainOffline(cmd, rest, getenv, stdout, stderr)
+	case "export":
+		return mainExport(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		return mainImport(ctx, rest, getenv, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "error: unknown command %q (want run, dump, inspect, verify or help)\n", cmd)
+		fmt.Fprintf(stderr, "error: unknown command %q (want run, dump, inspect, verify, export, import or help)\n", cmd)
 		return ExitUsage
 	}
 }
