@@ -34,7 +34,7 @@ func TestClassify(t *testing.T) {
 		}
 	}
 	plain := errors.New("something else")
-	if got := classify(plain, nil); got != plain {
+	if got := classify(plain, nil); !errors.Is(got, plain) || got.Error() != plain.Error() {
 		t.Errorf("classify(unknown) = %v, want it unchanged", got)
 	}
 }
