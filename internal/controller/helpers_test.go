@@ -166,3 +166,7 @@ func nodeObj(name string) *corev1.Node {
 }
 
 func resourceMust(s string) resource.Quantity { return resource.MustParse(s) }
+
+func nodeObjWithLabels(name string, labels map[string]string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}

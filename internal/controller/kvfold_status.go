@@ -30,7 +30,6 @@ const maxListed = 5
 
 type observed struct {
 	Pod           string `json:"pod,omitempty"`
-	Phase         string `json:"phase,omitempty"`
 	CursorExpired int64  `json:"cursorExpired,omitempty"`
 	Resyncs       int64  `json:"resyncs,omitempty"`
 	SeededFrom    string `json:"seededFrom,omitempty"`
@@ -301,7 +300,7 @@ func (r *KVFoldReconciler) observeNodes(ctx context.Context, fold *v1alpha1.KVFo
 		if prev.Pod != s.Pod { // a new agent process: its counters started from zero
 			prev.CursorExpired, prev.Resyncs = 0, 0
 		}
-		cur := observed{Pod: s.Pod, Phase: string(s.Phase), CursorExpired: s.CursorExpired, Resyncs: s.Resyncs, SeededFrom: s.SeededFrom}
+		cur := observed{Pod: s.Pod, CursorExpired: s.CursorExpired, Resyncs: s.Resyncs, SeededFrom: s.SeededFrom}
 		if s.LastExportAttempt != nil {
 			cur.ExportAttempt = s.LastExportAttempt.UTC().Format(time.RFC3339Nano)
 		}
@@ -320,6 +319,9 @@ func (r *KVFoldReconciler) observeNodes(ctx context.Context, fold *v1alpha1.KVFo
 		}
 		if cur == prev && n.Annotations[observedAnnotation] != "" {
 			continue
+		}
+		if cur == (observed{Pod: cur.Pod}) && n.Annotations[observedAnnotation] == "" {
+			continue // nothing worth remembering: a healthy fleet costs no writes here
 		}
 		b, _ := json.Marshal(cur)
 		patch := client.MergeFrom(n.DeepCopy())

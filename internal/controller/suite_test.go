@@ -42,6 +42,8 @@ var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
 	k8sClient client.Client
+	// mgrClient is the manager's cached client, for timing a reconcile pass as it runs.
+	mgrClient client.Client
 	scheme    = runtime.NewScheme()
 	cancelMgr context.CancelFunc
 )
@@ -92,6 +94,7 @@ var _ = BeforeSuite(func() {
 		Cache:                  CacheOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
+	mgrClient = mgr.GetClient()
 	var ctx context.Context
 	ctx, cancelMgr = context.WithCancel(context.Background())
 	r := &KVFoldReconciler{
