@@ -408,7 +408,3 @@ type KVFoldList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KVFold `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&KVFold{}, &KVFoldList{})
-}

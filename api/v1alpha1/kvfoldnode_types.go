@@ -118,10 +118,6 @@ type KVFoldNodeList struct {
 	Items           []KVFoldNode `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&KVFoldNode{}, &KVFoldNodeList{})
-}
-
 // KVFoldNodeName is the name of the KVFoldNode of fold on node: "<fold>.<node>", or, when
 // that is longer than a name may be, a prefix of it and a hash of the whole. Agents find
 // their object with it (fold from their KVFold, node from the downward API).

@@ -31,11 +31,6 @@ func getFold(ns, name string) *v1alpha1.KVFold {
 	return f
 }
 
-// condition returns a condition of a fold, or nil.
-func condition(ns, name, t string) *metav1.Condition {
-	return meta.FindStatusCondition(getFold(ns, name).Status.Conditions, t)
-}
-
 // expectCondition waits until the fold's condition has status and reason and a message
 // containing msg, with observedGeneration current.
 func expectCondition(ns, name, t string, status metav1.ConditionStatus, reason, msg string) {

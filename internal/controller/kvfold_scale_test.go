@@ -57,15 +57,20 @@ var _ = Describe("Scale", Label("scale"), func() {
 
 		By("timing one pass on the manager's cache, as the controller runs it")
 		r := &KVFoldReconciler{Client: mgrClient, Scheme: scheme, AgentImage: testAgentImage, CleanupImage: testCleanupImage}
+		// The live controller reconciles the same fold meanwhile: a conflict is a retry, as
+		// it is for the controller, and does not count as a pass.
 		var best time.Duration
-		for range 3 {
+		passes := 0
+		Eventually(func(g Gomega) {
 			start := time.Now()
 			_, err := r.Reconcile(bg, ctrl.Request{NamespacedName: key(ns, "big")})
-			Expect(err).NotTo(HaveOccurred())
+			g.Expect(err).NotTo(HaveOccurred())
 			if d := time.Since(start); best == 0 || d < best {
 				best = d
 			}
-		}
+			passes++
+			g.Expect(passes).To(BeNumerically(">=", 3))
+		}).WithTimeout(time.Minute).Should(Succeed())
 		AddReportEntry("reconcile pass, 1,000 KVFoldNodes", best.String())
 		GinkgoWriter.Printf("reconcile pass with %d KVFoldNodes: %v (best of 3)\n", n, best)
 		Expect(best).To(BeNumerically("<", time.Second))
