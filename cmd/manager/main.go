@@ -32,12 +32,13 @@ func main() {
 
 func run() int {
 	var (
-		metricsAddr, probeAddr, agentImage, cleanupImage string
-		leaderElect                                      bool
+		metricsAddr, probeAddr, agentImage, cleanupImage, leaderNamespace string
+		leaderElect                                                       bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so that only one of several manager replicas reconciles")
+	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own, in a cluster)")
 	flag.StringVar(&agentImage, "agent-image", envOr("SLIPSTREAM_AGENT_IMAGE", DefaultAgentImage), "agent image for KVFolds whose spec.agent.image is empty (env SLIPSTREAM_AGENT_IMAGE)")
 	flag.StringVar(&cleanupImage, "cleanup-image", envOr("SLIPSTREAM_CLEANUP_IMAGE", DefaultCleanupImage), "image of the node cleanup Jobs (dataRetention: Delete); its entrypoint must be this manager (env SLIPSTREAM_CLEANUP_IMAGE)")
 	opts := zap.Options{Development: false}
@@ -57,6 +58,7 @@ func run() int {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "slipstream-manager.slipstream.dev",
+		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &grace,
 		Cache:                         controller.CacheOptions(),
