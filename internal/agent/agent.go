@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slipstream-dev/slipstream/pkg/export"
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
@@ -41,6 +42,12 @@ type Agent struct {
 	ln      net.Listener
 
 	store atomic.Pointer[storeRef] // what reads use; nil until open
+	// storeMu is held (read) by a running export and (write) while a seed replaces the
+	// store, so an export's snapshot never outlives its store.
+	storeMu sync.RWMutex
+	// exports runs exports (nil without --export-url); loc is the export location.
+	exports *exporter
+	loc     *export.Location
 	// restartLoop asks runFold to restart the applied-watch loop (the bucket was
 	// recreated under it: a new watch's verified resume then detects and repairs it).
 	restartLoop chan struct{}
@@ -77,12 +84,26 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "slipstream", Name: "store_size_bytes", Help: "Size of the fold store on disk."},
 			func() float64 { st, _ := a.stats(); return float64(st.DiskBytes) }),
 	)
+	var exportNow func(context.Context) error
+	if cfg.ExportURL != "" {
+		loc, err := export.OpenLocation(context.Background(), cfg.ExportURL)
+		if err != nil {
+			return nil, configErrorf("--export-url: %v", err)
+		}
+		a.loc = loc
+		a.exports = &exporter{a: a, loc: loc, log: log, store: a.currentStore}
+		exportNow = func(ctx context.Context) error { return a.exports.start(ctx, true) }
+	}
 	a.api = newAPI(apiConfig{
 		Store: a.currentStore, Tracker: a.tracker, Ring: a.ring, Metrics: a.metrics,
 		Scope: cfg.Prefixes, Token: token, RateLimit: cfg.RateLimit, MaxWatchers: cfg.MaxWatchers,
+		Export: exportNow,
 	})
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
+		if a.loc != nil {
+			_ = a.loc.Close()
+		}
 		return nil, configErrorf("--listen %s: %v", cfg.Listen, errors.Unwrap(err))
 	}
 	a.ln = ln
@@ -138,6 +159,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("read API shutdown", logError, serr)
 	}
 	wg.Wait()
+	if a.loc != nil {
+		if cerr := a.loc.Close(); cerr != nil {
+			a.log.Debug("close export location", logError, cerr)
+		}
+	}
 	if s := a.currentStore(); s != nil {
 		a.store.Store(nil)
 		if cerr := s.Close(); cerr != nil && err == nil {
@@ -178,6 +204,16 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 		defer wg.Done()
 		a.healthLoop(ctx, conn, b)
 	}()
+	if a.exports != nil {
+		// Exports end (and release the lease) before the connection closes.
+		var ewg sync.WaitGroup
+		defer ewg.Wait()
+		ewg.Add(1)
+		go func() {
+			defer ewg.Done()
+			a.exports.run(ctx, conn, &ewg)
+		}()
+	}
 
 	bo := newBackoff()
 	for {

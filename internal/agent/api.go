@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/slipstream-dev/slipstream/pkg/export"
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 )
 
@@ -56,6 +59,7 @@ type api struct {
 	limiter  *rate.Limiter // nil: unlimited
 	watchers chan struct{} // semaphore of open watch streams
 	mux      *http.ServeMux
+	export   func(ctx context.Context) error // nil: exports not configured
 }
 
 type apiConfig struct {
@@ -67,11 +71,13 @@ type apiConfig struct {
 	Token       string
 	RateLimit   float64
 	MaxWatchers int
+	// Export starts an export now (nil: exports not configured).
+	Export func(ctx context.Context) error
 }
 
 func newAPI(c apiConfig) *api {
 	a := &api{store: c.Store, tracker: c.Tracker, ring: c.Ring, metrics: c.Metrics, scope: c.Scope, token: c.Token,
-		watchers: make(chan struct{}, max(1, c.MaxWatchers)), mux: http.NewServeMux()}
+		watchers: make(chan struct{}, max(1, c.MaxWatchers)), mux: http.NewServeMux(), export: c.Export}
 	if c.RateLimit > 0 {
 		a.limiter = rate.NewLimiter(rate.Limit(c.RateLimit), max(1, int(c.RateLimit/10)))
 	}
@@ -84,8 +90,9 @@ func newAPI(c apiConfig) *api {
 	a.route("/v1/keys", authed|limited, a.rangeKeys)
 	a.route("/v1/keys/{key...}", authed|limited, a.getKey)
 	a.route("/v1/watch", authed|limited, a.watch)
+	a.route("/v1/export", authed|limited|post, a.exportNow)
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint %q (see /v1/status, /v1/keys, /v1/keys/{key}, /v1/watch, /healthz, /readyz, /metrics)", r.URL.Path))
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint %q (see /v1/status, /v1/keys, /v1/keys/{key}, /v1/watch, POST /v1/export, /healthz, /readyz, /metrics)", r.URL.Path))
 	})
 	return a
 }
@@ -99,6 +106,7 @@ const (
 	open    guard = 0
 	authed  guard = 1 << iota // bearer token required (when configured)
 	limited                   // counts against --rate-limit
+	post                      // POST only (an action), not GET
 )
 
 // route registers h under pattern with method, size, auth and rate checks and metrics.
@@ -121,13 +129,19 @@ func (a *api) route(pattern string, g guard, h http.HandlerFunc) {
 
 // admit runs the checks every request passes; it writes the error and returns false.
 func (a *api) admit(w http.ResponseWriter, r *http.Request, g guard) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if g&post != 0 {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("method %s not allowed: %s takes POST", r.Method, r.URL.Path))
+			return false
+		}
+	} else if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("method %s not allowed: the API is read-only (GET)", r.Method))
 		return false
 	}
 	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
-		writeError(w, http.StatusRequestEntityTooLarge, "body_not_allowed", "request body not allowed on a GET")
+		writeError(w, http.StatusRequestEntityTooLarge, "body_not_allowed", "request body not allowed")
 		return false
 	}
 	if len(r.RequestURI) > maxURLLen {
@@ -163,6 +177,33 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "phase": string(p)})
 }
 
+// exportNow is POST /v1/export: 202 when an export started, 409 when this agent cannot
+// start one now (another runs, another agent holds the lease, the fold is not Live), 404
+// when exports are not configured, 503 when the lease cannot be read.
+func (a *api) exportNow(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if a.export == nil {
+		writeError(w, http.StatusNotFound, "exports_not_configured", errExportDisabled.Error())
+		return
+	}
+	err := a.export(r.Context())
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "started", "message": "export started; see lastExport in /v1/status"})
+	case errors.Is(err, errExportBusy):
+		writeError(w, http.StatusConflict, "export_running", err.Error())
+	case errors.Is(err, export.ErrLeaseHeld):
+		writeError(w, http.StatusConflict, "not_lease_holder", "another agent holds the export lease: "+err.Error())
+	case errors.Is(err, errNotLive):
+		writeError(w, http.StatusConflict, "not_live", err.Error())
+	default:
+		writeError(w, http.StatusServiceUnavailable, "lease_unavailable", "export lease unavailable: "+err.Error())
+	}
+}
+
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	if err := onlyParams(r); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
@@ -182,7 +223,7 @@ type routeMetrics struct {
 
 func newRouteMetrics(m *metrics, route string) *routeMetrics {
 	rm := &routeMetrics{duration: m.reqDuration.WithLabelValues(route), byCode: map[int]prometheus.Counter{}, requests: m.requests, route: route}
-	for _, c := range []int{200, 400, 401, 404, 405, 410, 413, 414, 429, 500, 503} {
+	for _, c := range []int{200, 202, 400, 401, 404, 405, 409, 410, 413, 414, 429, 500, 503} {
 		rm.byCode[c] = m.requests.WithLabelValues(route, strconv.Itoa(c))
 	}
 	return rm

@@ -30,6 +30,8 @@ Read API (on --listen, default 127.0.0.1:7070):
   GET /v1/keys?prefix=P[&limit=N]        NDJSON {"key","value"(base64),"revision"} ordered by key;
                                          X-Slipstream-Cursor: the cursor of the snapshot
   GET /v1/watch?after=CURSOR[&prefix=P]  NDJSON of updates as applied, resumable after CURSOR
+  POST /v1/export                        start an export now (--export-url): 202; 409 when one
+                                         runs, another agent holds the export lease, or not Live
   GET /healthz, /readyz (200 only when Live), /metrics (Prometheus)
 ` + exitCodeHelp
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // EnvPrefix prefixes the environment variable of every flag: --nats-url is
@@ -22,13 +24,15 @@ const EnvPrefix = "SLIPSTREAM_"
 
 // Defaults of the run command.
 const (
-	DefaultListen      = "127.0.0.1:7070"
-	DefaultBackend     = "pebble"
-	DefaultBatchWindow = 10 * time.Millisecond
-	DefaultBatchMax    = 100
-	DefaultRateLimit   = 20000
-	DefaultMaxWatchers = 256
-	DefaultWatchRing   = 65536
+	DefaultListen       = "127.0.0.1:7070"
+	DefaultBackend      = "pebble"
+	DefaultBatchWindow  = 10 * time.Millisecond
+	DefaultBatchMax     = 100
+	DefaultRateLimit    = 20000
+	DefaultMaxWatchers  = 256
+	DefaultWatchRing    = 65536
+	DefaultExportRetain = 5
+	DefaultLeaseBucket  = "slipstream_leases"
 )
 
 // Config is the validated configuration of `agent run`.
@@ -49,6 +53,18 @@ type Config struct {
 	LogLevel    string        // debug, info, warn, error
 	LogFormat   string        // text or json
 	FoldFile    string        // the manifest the spec came from, if any
+
+	// Exports (all optional). With ExportURL set the agent seeds an empty or expired fold
+	// from the newest usable export there and accepts POST /v1/export; with an interval or
+	// a schedule as well it exports on its own while it holds the export lease.
+	ExportURL         string
+	ExportInterval    time.Duration // 0: no interval
+	ExportSchedule    string        // cron expression ("" : none)
+	ExportCron        cron.Schedule // ExportSchedule parsed
+	ExportRetain      int           // newest exports kept after each export
+	ExportGrace       time.Duration // exports younger than this are never deleted
+	ExportLeaseBucket string        // NATS KV bucket holding the export lease
+	ExportHolder      string        // this exporter's name in the lease (never a secret)
 }
 
 // ConfigError is an invalid command line or configuration: the process exits with
@@ -85,7 +101,9 @@ type rawRun struct {
 	prefixes                                             []string
 	batchWindow                                          string
 	batchMax                                             string
-	exportURL, exportInterval                            string
+	exportURL, exportInterval, exportSchedule            string
+	exportRetain, exportLeaseBucket, exportHolder        string
+	exportGrace                                          string
 	foldFile, tokenFile                                  string
 	rateLimit, maxWatchers, watchRing                    string
 	logLevel, logFormat                                  string
@@ -103,8 +121,13 @@ func runFlagSet(r *rawRun, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.listen, "listen", DefaultListen, "host:port of the local read API")
 	fs.StringVar(&r.batchWindow, "batch-window", DefaultBatchWindow.String(), "a batch is applied this long after its first update (1µs..10s)")
 	fs.StringVar(&r.batchMax, "batch-max", strconv.Itoa(DefaultBatchMax), "a batch is applied at this many updates (1..100000)")
-	fs.StringVar(&r.exportURL, "export-url", "", "object-storage URL for fold exports (not available yet)")
-	fs.StringVar(&r.exportInterval, "export-interval", "", "interval between exports (not available yet)")
+	fs.StringVar(&r.exportURL, "export-url", "", "export location (file:///dir, s3://bucket?endpoint=..., gs://, azblob://; credentials from the environment): an empty or expired fold seeds from the newest usable export there; enables POST /v1/export")
+	fs.StringVar(&r.exportInterval, "export-interval", "", "export every interval (e.g. 15m) while holding the export lease; excludes --export-schedule")
+	fs.StringVar(&r.exportSchedule, "export-schedule", "", "export on this cron schedule (5 fields, or @hourly, @every 10m) while holding the export lease; excludes --export-interval")
+	fs.StringVar(&r.exportRetain, "export-retain", strconv.Itoa(DefaultExportRetain), "keep this many newest exports (older ones, past an hour's grace, are deleted after each export)")
+	fs.StringVar(&r.exportGrace, "export-grace", "1h", "never delete an export younger than this (a seeding node may be downloading it)")
+	fs.StringVar(&r.exportLeaseBucket, "export-lease-bucket", DefaultLeaseBucket, "NATS KV bucket holding the export lease (created when missing), so one agent per fold exports")
+	fs.StringVar(&r.exportHolder, "export-holder", "", "this agent's name in the export lease (default: the host name)")
 	fs.StringVar(&r.foldFile, "fold-file", "", "read nats urls, bucket, scope, backend and batching from a KVFold manifest (flags and env override it)")
 	fs.StringVar(&r.tokenFile, "token-file", "", "require \"Authorization: Bearer <token>\" on the API (not /healthz, /readyz) with the token in this file")
 	fs.StringVar(&r.rateLimit, "rate-limit", strconv.Itoa(DefaultRateLimit), "API requests per second across all clients (0: unlimited)")
@@ -227,8 +250,8 @@ func (r *rawRun) validate() (Config, error) {
 		LogFormat: r.logFormat,
 		FoldFile:  r.foldFile,
 	}
-	if r.exportURL != "" || r.exportInterval != "" {
-		return Config{}, configErrorf("--export-url/--export-interval: exports not available yet in this version")
+	if err := r.validateExport(&c); err != nil {
+		return Config{}, err
 	}
 	urls, err := validateNATSURLs(r.natsURL)
 	if err != nil {
@@ -496,4 +519,73 @@ func readToken(path string) (string, error) {
 		return "", configErrorf("--token-file %q: token must be one line without spaces", path)
 	}
 	return tok, nil
+}
+
+// validateExport checks the export flags into c.
+func (r *rawRun) validateExport(c *Config) error {
+	if r.exportURL == "" {
+		for name, v := range map[string]string{"--export-interval": r.exportInterval, "--export-schedule": r.exportSchedule} {
+			if v != "" {
+				return configErrorf("%s needs --export-url", name)
+			}
+		}
+		return nil
+	}
+	u, err := url.Parse(r.exportURL)
+	if err != nil {
+		return configErrorf("--export-url: not a URL: %v", redactURL(r.exportURL))
+	}
+	switch u.Scheme {
+	case "file", "s3", "gs", "azblob":
+	default:
+		return configErrorf("--export-url %q: scheme must be file, s3, gs or azblob", redactURL(r.exportURL))
+	}
+	if u.User != nil {
+		return configErrorf("--export-url %q: credentials in the URL are not supported; use the environment", redactURL(r.exportURL))
+	}
+	if u.Scheme == "file" && u.Path == "" {
+		return configErrorf("--export-url %q: no directory (want file:///absolute/dir)", r.exportURL)
+	}
+	c.ExportURL = r.exportURL
+	if r.exportInterval != "" && r.exportSchedule != "" {
+		return configErrorf("--export-interval and --export-schedule: give one, not both")
+	}
+	if r.exportInterval != "" {
+		d, err := time.ParseDuration(r.exportInterval)
+		if err != nil {
+			return configErrorf("--export-interval %q: not a duration (e.g. 15m)", r.exportInterval)
+		}
+		if d < time.Second || d > 7*24*time.Hour {
+			return configErrorf("--export-interval %s: out of range (1s..168h)", d)
+		}
+		c.ExportInterval = d
+	}
+	if r.exportSchedule != "" {
+		sched, err := cron.ParseStandard(r.exportSchedule)
+		if err != nil {
+			return configErrorf("--export-schedule %q: not a cron schedule: %v (want 5 fields like \"*/15 * * * *\", or @hourly, @every 10m)", r.exportSchedule, err)
+		}
+		c.ExportSchedule, c.ExportCron = r.exportSchedule, sched
+	}
+	if c.ExportRetain, err = intIn("--export-retain", r.exportRetain, 1, 1000); err != nil {
+		return err
+	}
+	g, err := time.ParseDuration(r.exportGrace)
+	if err != nil || g < 0 || g > 30*24*time.Hour {
+		return configErrorf("--export-grace %q: want a duration from 0s to 720h", r.exportGrace)
+	}
+	c.ExportGrace = g
+	if err := validateBucket(r.exportLeaseBucket); err != nil {
+		return configErrorf("--export-lease-bucket %q: %v", r.exportLeaseBucket, strings.TrimPrefix(err.Error(), "--bucket "))
+	}
+	c.ExportLeaseBucket = r.exportLeaseBucket
+	c.ExportHolder = r.exportHolder
+	if c.ExportHolder == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "agent"
+		}
+		c.ExportHolder = fmt.Sprintf("%s/%d", h, os.Getpid())
+	}
+	return nil
 }

@@ -91,7 +91,7 @@ func TestParseRunRejects(t *testing.T) {
 	wrongKind := filepath.Join(dir, "kind.yaml")
 	writeFile(t, wrongKind, []byte("apiVersion: v1\nkind: ConfigMap\n"))
 	exportFold := filepath.Join(dir, "export.yaml")
-	writeFile(t, exportFold, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  export:\n    url: s3://x\n"))
+	writeFile(t, exportFold, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  export:\n    url: s3://x\n    schedule: every monday\n"))
 	badWindow := filepath.Join(dir, "window.yaml")
 	writeFile(t, badWindow, []byte("apiVersion: slipstream.dev/v1alpha1\nkind: KVFold\nspec:\n  batch:\n    window: soon\n"))
 
@@ -132,14 +132,22 @@ func TestParseRunRejects(t *testing.T) {
 		{"creds empty", []string{"--creds-file", empty}, nil, "empty file"},
 		{"creds dir", []string{"--creds-file", dir}, nil, "is a directory"},
 		{"token empty", []string{"--token-file", empty}, nil, "--token-file"},
-		{"export url", []string{"--export-url", "s3://bucket"}, nil, "exports not available yet"},
-		{"export interval env", nil, map[string]string{"SLIPSTREAM_EXPORT_INTERVAL": "1h"}, "exports not available yet"},
+		{"export url scheme", []string{"--export-url", "http://bucket"}, nil, "scheme must be file, s3, gs or azblob"},
+		{"export url creds", []string{"--export-url", "s3://key:hunter2@bucket"}, nil, "credentials in the URL"},
+		{"export interval without url", nil, map[string]string{"SLIPSTREAM_EXPORT_INTERVAL": "1h"}, "--export-interval needs --export-url"},
+		{"export interval", []string{"--export-url", "s3://b", "--export-interval", "often"}, nil, "--export-interval \"often\": not a duration"},
+		{"export interval range", []string{"--export-url", "s3://b", "--export-interval", "1ms"}, nil, "out of range"},
+		{"export schedule", []string{"--export-url", "s3://b", "--export-schedule", "61 * * * *"}, nil, "--export-schedule \"61 * * * *\": not a cron schedule"},
+		{"export both", []string{"--export-url", "s3://b", "--export-schedule", "@hourly", "--export-interval", "1h"}, nil, "give one, not both"},
+		{"export retain", []string{"--export-url", "s3://b", "--export-retain", "0"}, nil, "--export-retain 0: out of range"},
+		{"export grace", []string{"--export-url", "s3://b", "--export-grace", "-1s"}, nil, "--export-grace"},
+		{"export lease bucket", []string{"--export-url", "s3://b", "--export-lease-bucket", "a.b"}, nil, "--export-lease-bucket"},
 		{"rate limit", []string{"--rate-limit", "-1"}, nil, "--rate-limit"},
 		{"log level", []string{"--log-level", "loud"}, nil, "--log-level"},
 		{"fold file missing", []string{"--fold-file", filepath.Join(dir, "none.yaml")}, nil, "--fold-file"},
 		{"fold file yaml", []string{"--fold-file", badYAML}, nil, "not a valid KVFold manifest"},
 		{"fold file kind", []string{"--fold-file", wrongKind}, nil, "want slipstream.dev/v1alpha1/KVFold"},
-		{"fold file export", []string{"--fold-file", exportFold}, nil, "exports not available yet"},
+		{"fold file export", []string{"--fold-file", exportFold}, nil, "--export-schedule \"every monday\": not a cron schedule"},
 		{"fold file window", []string{"--fold-file", badWindow}, nil, "spec.batch.window"},
 	}
 	for _, c := range cases {

@@ -44,7 +44,9 @@ type foldManifest struct {
 			MaxUpdates *int   `json:"maxUpdates"`
 		} `json:"batch"`
 		Export *struct {
-			URL string `json:"url"`
+			URL      string `json:"url"`
+			Schedule string `json:"schedule"`
+			Retain   *int   `json:"retain"`
 		} `json:"export"`
 	} `json:"spec"`
 }
@@ -74,9 +76,6 @@ func parseFoldManifest(path string, b []byte) (*foldManifest, error) {
 	}
 	if m.APIVersion != FoldAPIVersion || m.Kind != FoldKind {
 		return nil, configErrorf("--fold-file %q: apiVersion/kind %q/%q, want %s/%s", path, m.APIVersion, m.Kind, FoldAPIVersion, FoldKind)
-	}
-	if m.Spec.Export != nil && m.Spec.Export.URL != "" {
-		return nil, configErrorf("--fold-file %q: spec.export: exports not available yet in this version", path)
 	}
 	if m.Spec.Batch.Window != "" {
 		if _, err := time.ParseDuration(m.Spec.Batch.Window); err != nil {
@@ -113,6 +112,17 @@ func (m *foldManifest) applyTo(r *rawRun, set map[string]bool) error {
 	}
 	if !set["batch-max"] && s.Batch.MaxUpdates != nil {
 		r.batchMax = strconv.Itoa(*s.Batch.MaxUpdates)
+	}
+	if e := s.Export; e != nil {
+		if !set["export-url"] && e.URL != "" {
+			r.exportURL = e.URL
+		}
+		if !set["export-schedule"] && !set["export-interval"] && e.Schedule != "" {
+			r.exportSchedule = e.Schedule
+		}
+		if !set["export-retain"] && e.Retain != nil {
+			r.exportRetain = strconv.Itoa(*e.Retain)
+		}
 	}
 	return nil
 }

@@ -53,6 +53,8 @@ type Status struct {
 	Prefixes           []string  `json:"prefixes,omitempty"`
 	Backend            string    `json:"backend"`
 	PhaseSince         time.Time `json:"phaseSince"`
+	// LastExport is the last successful export by this agent (absent: none yet).
+	LastExport *ExportInfo `json:"lastExport,omitempty"`
 }
 
 // tracker owns the lifecycle state machine. It is the loop's fold.Observer (through
@@ -147,12 +149,22 @@ func (t *tracker) setStreamLast(seq uint64) {
 	t.mu.Unlock()
 }
 
+func (t *tracker) setLastExport(e ExportInfo) {
+	t.mu.Lock()
+	t.st.LastExport = &e
+	t.mu.Unlock()
+}
+
 // snapshot returns a copy of the status.
 func (t *tracker) snapshot() Status {
 	t.mu.Lock()
 	s := t.st
 	t.mu.Unlock()
 	s.Prefixes = append([]string(nil), s.Prefixes...)
+	if s.LastExport != nil {
+		e := *s.LastExport
+		s.LastExport = &e
+	}
 	if t.keys != nil {
 		if n, ok := t.keys(); ok {
 			s.Keys = n

@@ -26,6 +26,7 @@ type metrics struct {
 	watchers      prometheus.Gauge
 	watchCutoffs  *prometheus.CounterVec
 	lastExport    prometheus.Gauge
+	exports       *prometheus.CounterVec
 	quarantined   prometheus.Counter
 }
 
@@ -43,7 +44,12 @@ func newMetrics() *metrics {
 	m.lag = g("lag_seconds", "Age of the oldest update of the last applied batch when it was applied.")
 	// slipstream_keys and slipstream_store_size_bytes are GaugeFuncs over the store (agent.go).
 	m.watchers = g("watch_streams", "Open /v1/watch streams.")
-	m.lastExport = g("last_export_success_timestamp_seconds", "Unix time of the last successful export (0: none; exports not available yet).")
+	m.lastExport = g("last_export_success_timestamp_seconds", "Unix time of the last successful export by this agent (0: none yet).")
+	m.exports = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "slipstream", Name: "exports_total", Help: "Exports attempted by this agent, by result (success, failure, skipped: another agent holds the lease or the fold is not Live)."}, []string{"result"})
+	f(m.exports)
+	for _, r := range []string{exportSuccess, exportFailure, exportSkipped} {
+		m.exports.WithLabelValues(r)
+	}
 	m.phase = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "slipstream", Name: "phase", Help: "1 for the agent's current lifecycle phase, 0 for the others."}, []string{"phase"})
 	f(m.phase)
 	m.applyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "slipstream", Name: "batch_apply_duration_seconds", Help: "Time to apply one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})

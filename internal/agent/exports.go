@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/export"
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// Export timings.
+const (
+	leaseTTL           = 30 * time.Second
+	leaseAcquireTimout = 5 * time.Second
+)
+
+// Export results, the label of slipstream_exports_total.
+const (
+	exportSuccess = "success"
+	exportFailure = "failure"
+	exportSkipped = "skipped" // another agent holds the lease, or the fold is not Live
+)
+
+// ExportInfo describes the last successful export, in /v1/status as lastExport.
+type ExportInfo struct {
+	Object          string    `json:"object"`
+	Cursor          uint64    `json:"cursor"`
+	Keys            uint64    `json:"keys"`
+	Bytes           int64     `json:"bytes"`
+	Time            time.Time `json:"time"`
+	DurationSeconds float64   `json:"durationSeconds"`
+}
+
+// errExportBusy and errNotHolder are the 409 answers of POST /v1/export.
+var (
+	errExportBusy     = errors.New("an export is already running")
+	errNotLive        = errors.New("the fold is not Live: it exports only once caught up")
+	errExportDisabled = errors.New("exports are not configured (start the agent with --export-url)")
+)
+
+// exporter runs exports for the agent: on its schedule and on demand, one at a time, only
+// while holding the NATS KV lease.
+type exporter struct {
+	a     *Agent
+	loc   *export.Location
+	log   *slog.Logger
+	store func() fold.Store
+
+	mu      sync.Mutex
+	running bool
+	ex      *export.Exporter // nil until the lease bucket is open
+	lease   *export.Lease
+	ctx     context.Context // the run context, set by run
+	wg      *sync.WaitGroup // counts run and the exports it started
+	closed  bool            // run returned: no more exports start
+}
+
+// ensure opens (creating when missing) the lease bucket and builds the Exporter.
+func (e *exporter) ensure(ctx context.Context, conn *kv.Conn) error {
+	e.mu.Lock()
+	ready := e.ex != nil
+	e.mu.Unlock()
+	if ready {
+		return nil
+	}
+	cfg := e.a.cfg
+	lb, err := conn.Bucket(ctx, cfg.ExportLeaseBucket)
+	if errors.Is(err, kv.ErrBucketNotFound) {
+		lb, err = conn.CreateBucket(ctx, kv.BucketConfig{Name: cfg.ExportLeaseBucket})
+		if errors.Is(err, kv.ErrBucketExists) {
+			lb, err = conn.Bucket(ctx, cfg.ExportLeaseBucket)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("open export lease bucket %q: %w", cfg.ExportLeaseBucket, err)
+	}
+	lease, err := export.NewLease(export.LeaseConfig{Bucket: lb, Key: export.LeaseKey(cfg.Bucket), Holder: cfg.ExportHolder, TTL: leaseTTL})
+	if err != nil {
+		return err
+	}
+	ex, err := export.NewExporter(export.ExporterConfig{
+		Location:  e.loc,
+		Meta:      export.Meta{Bucket: cfg.Bucket, Scope: kv.Scope{Prefixes: cfg.Prefixes}, Backend: cfg.Backend},
+		Retention: export.Retention{Keep: cfg.ExportRetain, Grace: cfg.ExportGrace},
+		Lease:     lease,
+		Logger:    e.log,
+	})
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.ex, e.lease = ex, lease
+	e.mu.Unlock()
+	return nil
+}
+
+// run drives the schedule until ctx ends; it also makes on-demand triggers possible.
+func (e *exporter) run(ctx context.Context, conn *kv.Conn, wg *sync.WaitGroup) {
+	e.mu.Lock()
+	e.ctx, e.wg, e.closed = ctx, wg, false
+	e.mu.Unlock()
+	defer e.release()
+	defer func() {
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+	}()
+	bo := newBackoff()
+	for {
+		err := e.ensure(ctx, conn)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.a.tracker.noteError(fmt.Errorf("export: %w", err))
+		e.log.Warn("export lease bucket unavailable; retrying", logError, err)
+		if !bo.sleep(ctx) {
+			return
+		}
+	}
+	next := e.nextFunc()
+	if next == nil {
+		<-ctx.Done() // on demand only
+		return
+	}
+	for {
+		t := time.NewTimer(time.Until(next(time.Now())))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := e.start(ctx, false); err != nil {
+			e.log.Debug("scheduled export not started", logError, err)
+		}
+	}
+}
+
+// nextFunc returns when the next scheduled export is due, or nil without a schedule.
+func (e *exporter) nextFunc() func(time.Time) time.Time {
+	cfg := e.a.cfg
+	switch {
+	case cfg.ExportCron != nil:
+		return cfg.ExportCron.Next
+	case cfg.ExportInterval > 0:
+		return func(now time.Time) time.Time { return now.Add(cfg.ExportInterval) }
+	}
+	return nil
+}
+
+// start begins one export in the background after taking the lease. Errors:
+// errExportDisabled, errExportBusy, errNotLive, export.ErrLeaseHeld (another agent
+// exports), or the lease store's error.
+func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
+	e.mu.Lock()
+	ex, lease, runCtx := e.ex, e.lease, e.ctx
+	if ex == nil || runCtx == nil || e.closed {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: the export lease bucket is not open yet (or the agent is stopping)", errExportBusy)
+	}
+	if e.running {
+		e.mu.Unlock()
+		return errExportBusy
+	}
+	e.running = true
+	e.mu.Unlock()
+	done := func() {
+		e.mu.Lock()
+		e.running = false
+		e.mu.Unlock()
+	}
+	m := e.a.metrics
+	if p := e.a.tracker.phase(); p != PhaseLive {
+		done()
+		m.exports.WithLabelValues(exportSkipped).Inc()
+		return fmt.Errorf("%w (phase %s)", errNotLive, p)
+	}
+	actx, cancel := context.WithTimeout(reqCtx, leaseAcquireTimout)
+	err := lease.Acquire(actx)
+	cancel()
+	if err != nil {
+		done()
+		if errors.Is(err, export.ErrLeaseHeld) {
+			m.exports.WithLabelValues(exportSkipped).Inc()
+			return err
+		}
+		m.exports.WithLabelValues(exportFailure).Inc()
+		e.a.tracker.noteError(fmt.Errorf("export: %w", err))
+		e.log.Warn("export lease unavailable; retrying at the next tick", logError, err)
+		return err
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		done()
+		return fmt.Errorf("%w: the agent is stopping", errExportBusy)
+	}
+	wg := e.wg
+	wg.Add(1) // run still counts in wg: never an Add at zero concurrent with Wait
+	e.mu.Unlock()
+	go func() {
+		defer wg.Done()
+		defer done()
+		e.exportOnce(runCtx, ex, onDemand)
+	}()
+	return nil
+}
+
+// exportOnce runs one export and records its outcome. A failure is counted, logged and
+// shown in lastError; the next tick retries.
+func (e *exporter) exportOnce(ctx context.Context, ex *export.Exporter, onDemand bool) {
+	st := e.store()
+	if st == nil {
+		return
+	}
+	e.a.storeMu.RLock()
+	res, err := ex.Export(ctx, st)
+	e.a.storeMu.RUnlock()
+	m := e.a.metrics
+	if err != nil && res.Object.Key == "" {
+		if ctx.Err() != nil {
+			return // shutting down
+		}
+		if errors.Is(err, export.ErrLeaseHeld) {
+			m.exports.WithLabelValues(exportSkipped).Inc()
+			return
+		}
+		m.exports.WithLabelValues(exportFailure).Inc()
+		e.a.tracker.noteError(fmt.Errorf("export failed: %w", err))
+		e.log.Error("export failed; retrying at the next tick", logError, err, "onDemand", onDemand)
+		return
+	}
+	now := time.Now()
+	info := ExportInfo{Object: res.Object.Key, Cursor: res.Summary.Header.Cursor, Keys: res.Summary.Header.Live,
+		Bytes: res.Summary.Bytes, Time: now.UTC(), DurationSeconds: res.Duration.Seconds()}
+	m.exports.WithLabelValues(exportSuccess).Inc()
+	m.lastExport.Set(float64(now.UnixNano()) / 1e9)
+	e.a.tracker.setLastExport(info)
+	e.log.Info("export done", "object", info.Object, logCursor, info.Cursor, "keys", info.Keys, "bytes", info.Bytes,
+		"pruned", len(res.Pruned), "onDemand", onDemand)
+	if err != nil { // uploaded; retention failed
+		e.a.tracker.noteError(fmt.Errorf("export retention: %w", err))
+		e.log.Warn("export uploaded but retention failed", logError, err)
+	}
+}
+
+// release gives the lease up at shutdown so another agent can take over at once.
+func (e *exporter) release() {
+	e.mu.Lock()
+	lease := e.lease
+	e.mu.Unlock()
+	if lease == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := lease.Release(ctx); err != nil {
+		e.log.Debug("release export lease", logError, err)
+	}
+}
