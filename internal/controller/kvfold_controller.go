@@ -156,7 +156,7 @@ const (
 
 // Child object names.
 func agentName(fold *v1alpha1.KVFold) string { return fold.Name + "-agent" }
-func leaseName(fold *v1alpha1.KVFold) string { return fold.Name + "-export" }
+func leaseName(fold *v1alpha1.KVFold) string { return v1alpha1.ExportLeaseName(fold.Name) }
 
 // hashOf is a short stable hash of v's JSON.
 func hashOf(v any) string {

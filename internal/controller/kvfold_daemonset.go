@@ -17,28 +17,29 @@ import (
 	"github.com/slipstream-dev/slipstream/api/v1alpha1"
 )
 
-// Paths inside the agent container, and the identity environment the in-cluster agent reads.
+// Paths inside the agent container and the agent's environment: the contract with the
+// agent lives in api/v1alpha1 (agent_contract.go).
 const (
-	dataDir       = "/var/lib/slipstream/fold"
-	natsSecretDir = "/etc/slipstream/nats"
-	tlsSecretDir  = "/etc/slipstream/tls"
+	dataDir       = v1alpha1.AgentDataDir
+	natsSecretDir = v1alpha1.AgentNATSSecretDir
+	tlsSecretDir  = v1alpha1.AgentTLSSecretDir
 
 	// TerminationGracePeriod: the agent drains its batch and persists on SIGTERM well
 	// inside 30 s; 60 s leaves room for a slow disk.
 	TerminationGracePeriod = 60
 
-	EnvFoldName      = "SLIPSTREAM_KVFOLD_NAME"
-	EnvFoldNamespace = "SLIPSTREAM_KVFOLD_NAMESPACE"
-	EnvNodeName      = "SLIPSTREAM_NODE_NAME"
-	EnvPodName       = "SLIPSTREAM_POD_NAME"
-	EnvExportLease   = "SLIPSTREAM_EXPORT_LEASE"
-	EnvNKeySeedFile  = "SLIPSTREAM_NKEY_SEED_FILE"
-	EnvUserFile      = "SLIPSTREAM_NATS_USER_FILE"
-	EnvPasswordFile  = "SLIPSTREAM_NATS_PASSWORD_FILE"
-	EnvNATSTokenFile = "SLIPSTREAM_NATS_TOKEN_FILE"
-	EnvTLSCAFile     = "SLIPSTREAM_TLS_CA_FILE"
-	EnvTLSCertFile   = "SLIPSTREAM_TLS_CERT_FILE"
-	EnvTLSKeyFile    = "SLIPSTREAM_TLS_KEY_FILE"
+	EnvFoldName      = v1alpha1.EnvFoldName
+	EnvFoldNamespace = v1alpha1.EnvFoldNamespace
+	EnvNodeName      = v1alpha1.EnvNodeName
+	EnvPodName       = v1alpha1.EnvPodName
+	EnvExportLease   = v1alpha1.EnvExportLease
+	EnvNKeySeedFile  = v1alpha1.EnvNKeySeedFile
+	EnvUserFile      = v1alpha1.EnvUserFile
+	EnvPasswordFile  = v1alpha1.EnvPasswordFile
+	EnvNATSTokenFile = v1alpha1.EnvNATSTokenFile
+	EnvTLSCAFile     = v1alpha1.EnvTLSCAFile
+	EnvTLSCertFile   = v1alpha1.EnvTLSCertFile
+	EnvTLSKeyFile    = v1alpha1.EnvTLSKeyFile
 )
 
 // foldHostPath is where a fold lives on a node: <hostPath>/<namespace>/<name>.
