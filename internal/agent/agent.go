@@ -204,6 +204,11 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 		defer wg.Done()
 		a.healthLoop(ctx, conn, b)
 	}()
+	// An empty store starts from the newest usable export (only the tail comes from NATS).
+	if s = a.seedEmpty(ctx, s, b); s == nil {
+		return nil
+	}
+	reseed := a.reseeder(b)
 	if a.exports != nil {
 		// Exports end (and release the lease) before the connection closes.
 		var ewg sync.WaitGroup
@@ -222,6 +227,7 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 			Scope:       kv.Scope{Prefixes: a.cfg.Prefixes},
 			BatchWindow: a.cfg.BatchWindow,
 			BatchMax:    a.cfg.BatchMax,
+			Reseed:      reseed,
 			Observer:    obs,
 			Logger:      a.log,
 		})

@@ -149,6 +149,24 @@ func (t *tracker) setStreamLast(seq uint64) {
 	t.mu.Unlock()
 }
 
+// setSeeding marks the agent Seeding (importing an export) or done with it.
+func (t *tracker) setSeeding(on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seeding = on
+	if on {
+		t.st.Synced = false
+	}
+	t.recompute()
+}
+
+// seeded records where the fold was seeded from.
+func (t *tracker) seeded(source string) {
+	t.mu.Lock()
+	t.st.SeededFrom = source
+	t.mu.Unlock()
+}
+
 func (t *tracker) setLastExport(e ExportInfo) {
 	t.mu.Lock()
 	t.st.LastExport = &e

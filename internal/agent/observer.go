@@ -85,7 +85,7 @@ func (o *observer) Event(e fold.Event) {
 		o.log.Info("full resync done", "deleted", e.Deleted)
 	case fold.EventSeeded:
 		m.resyncs.WithLabelValues("seed").Inc()
-		m.seeds.WithLabelValues(e.Source).Inc()
+		m.seeds.WithLabelValues(seedSourceExport).Inc()
 		var cursor uint64
 		if o.onSeeded != nil {
 			cursor = o.onSeeded()

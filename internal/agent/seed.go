@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/slipstream-dev/slipstream/pkg/export"
+	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends"
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// seedSourceExport is the source label of slipstream_seeds_total for a seed from an export
+// (the object itself is in /v1/status seededFrom: object names would make unbounded labels).
+const seedSourceExport = "export"
+
+// newSeeder returns the seeder of the fold over the export location, checking with b that
+// NATS can continue from a candidate's cursor.
+func (a *Agent) newSeeder(b *kv.Bucket) (*export.Seeder, error) {
+	return export.NewSeeder(export.SeedConfig{
+		Location: a.loc,
+		Bucket:   a.cfg.Bucket,
+		Scope:    kv.Scope{Prefixes: a.cfg.Prefixes},
+		KV:       b,
+		Dir:      a.cfg.DataDir,
+		Open:     export.Backend(backends.Config{Backend: a.cfg.Backend}),
+		Logger:   a.log,
+	})
+}
+
+// emptyStore reports whether s holds nothing at all (a new node, or a fold moved aside).
+func emptyStore(s fold.Store) bool {
+	if s.State() != (fold.State{}) {
+		return false
+	}
+	st, err := s.Stats()
+	return err == nil && st.Live+st.Tombstones == 0
+}
+
+// swapSeed replaces old (open in the data directory) by a staged export: reads stop using
+// old, it is closed, the staged store is swapped into place and becomes what reads use.
+// Exports are held off meanwhile (storeMu).
+func (a *Agent) swapSeed(old fold.Store, staged *export.Staged) (fold.Store, error) {
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	a.store.Store(nil)
+	if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
+		a.store.Store(&storeRef{old})
+		return nil, fmt.Errorf("close the fold before seeding: %w", errors.Join(err, staged.Discard()))
+	}
+	ns, err := staged.Commit(a.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st := ns.State()
+	a.ring.reset(st.Cursor)
+	a.store.Store(&storeRef{ns})
+	a.tracker.storeOpened(st)
+	a.metrics.cursor.Set(float64(st.Cursor))
+	return ns, nil
+}
+
+// seedEmpty seeds an empty store from the newest usable export (phase Seeding) and
+// returns the store to run the fold loop on: the seeded one, or s itself when no export
+// is usable or seeding failed (the loop then syncs everything from NATS). The seeded fold
+// resumes from its export's cursor, so NATS delivers only the tail after it.
+func (a *Agent) seedEmpty(ctx context.Context, s fold.Store, b *kv.Bucket) fold.Store {
+	if a.loc == nil || !emptyStore(s) {
+		return s
+	}
+	seeder, err := a.newSeeder(b)
+	if err != nil {
+		a.log.Error("seeding disabled", logError, err)
+		return s
+	}
+	a.tracker.setSeeding(true)
+	defer a.tracker.setSeeding(false)
+	a.log.Info("empty fold: seeding from the newest usable export", "location", a.loc.String())
+	staged, res, err := seeder.Find(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return s
+	case errors.Is(err, export.ErrNotFound):
+		a.log.Info("no usable export: syncing the whole fold from NATS", "rejected", len(res.Rejected), logError, err)
+		if len(res.Rejected) > 0 {
+			a.tracker.noteError(fmt.Errorf("seed: %w", err))
+		}
+		return s
+	case err != nil:
+		a.tracker.noteError(fmt.Errorf("seed: %w (synced from NATS instead)", err))
+		a.log.Warn("seeding failed: syncing the whole fold from NATS instead", logError, err)
+		return s
+	}
+	ns, err := a.swapSeed(s, staged)
+	if err != nil {
+		// The old (empty) store is closed or still open; reopen whatever the directory holds.
+		a.tracker.noteError(fmt.Errorf("seed: %w", err))
+		a.log.Error("seeding failed at the swap; reopening the fold", logError, err)
+		if cur := a.currentStore(); cur != nil {
+			return cur
+		}
+		return a.openStore(ctx)
+	}
+	a.tracker.seeded(res.Source)
+	a.metrics.seeds.WithLabelValues(seedSourceExport).Inc()
+	a.log.Info("seeded fold from export", logSource, res.Source, logCursor, res.Summary.Header.Cursor,
+		"keys", res.Summary.Header.Live, "rejected", len(res.Rejected))
+	return ns
+}
+
+// reseeder is the loop's Reseed hook: on cursor expiry, seed from the newest export NATS
+// can continue from (phase Seeding); (nil, "", nil) when none is usable, so the loop falls
+// back to a full resync with diff.
+func (a *Agent) reseeder(b *kv.Bucket) fold.Reseeder {
+	if a.loc == nil {
+		return nil
+	}
+	seeder, err := a.newSeeder(b)
+	if err != nil {
+		a.log.Error("reseeding disabled", logError, err)
+		return nil
+	}
+	return func(ctx context.Context, old fold.Store) (fold.Store, string, error) {
+		a.tracker.setSeeding(true)
+		defer a.tracker.setSeeding(false)
+		a.log.Info("cursor expired: seeding from the newest usable export", "location", a.loc.String())
+		staged, res, err := seeder.Find(ctx)
+		switch {
+		case errors.Is(err, export.ErrNotFound):
+			a.log.Warn("no usable export after cursor expiry: full resync", "rejected", len(res.Rejected))
+			return nil, "", nil
+		case err != nil:
+			a.tracker.noteError(fmt.Errorf("reseed: %w (full resync instead)", err))
+			return nil, "", err
+		}
+		ns, err := a.swapSeed(old, staged)
+		if err != nil {
+			return nil, "", err
+		}
+		return ns, res.Source, nil
+	}
+}
