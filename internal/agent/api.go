@@ -199,6 +199,8 @@ func (a *api) exportNow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "not_lease_holder", "another agent holds the export lease: "+err.Error())
 	case errors.Is(err, errNotLive):
 		writeError(w, http.StatusConflict, "not_live", err.Error())
+	case errors.Is(err, errExportNotReady):
+		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 	default:
 		writeError(w, http.StatusServiceUnavailable, "lease_unavailable", "export lease unavailable: "+err.Error())
 	}

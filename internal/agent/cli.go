@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/slipstream-dev/slipstream/pkg/export"
 )
 
 const mainUsage = `Usage: agent <command> [flags]
@@ -82,13 +84,31 @@ func mainRun(ctx context.Context, args []string, getenv func(string) (string, bo
 		return ExitFailure
 	}
 	log.Info("agent starting", logBucket, cfg.Bucket, "prefixes", strings.Join(cfg.Prefixes, ","),
-		"backend", cfg.Backend, "dir", cfg.DataDir, "nats", redactedURLs(cfg.NATSURLs))
+		"backend", cfg.Backend, "dir", cfg.DataDir, "nats", redactedURLs(cfg.NATSURLs), "exportLocation", exportDesc(cfg))
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", logError, err)
 		return ExitFailure
 	}
 	log.Info("agent stopped")
 	return ExitOK
+}
+
+// exportDesc describes the export configuration for the startup log (the location without
+// its query, which may carry endpoints and options).
+func exportDesc(cfg Config) string {
+	if cfg.ExportURL == "" {
+		return "none"
+	}
+	d := export.Redact(cfg.ExportURL)
+	switch {
+	case cfg.ExportSchedule != "":
+		d += " schedule=" + cfg.ExportSchedule
+	case cfg.ExportInterval > 0:
+		d += " every=" + cfg.ExportInterval.String()
+	default:
+		d += " (seed and on demand only)"
+	}
+	return d
 }
 
 func redactedURLs(us []string) string {

@@ -190,3 +190,27 @@ func writeFile(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseRunExportFlags(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"--nats-url", "nats://127.0.0.1:4222", "--bucket", "b", "--data-dir", dir}
+	c, err := ParseRun(append(base, "--export-url", "file:///var/exports", "--export-schedule", "*/15 * * * *", "--export-retain", "7", "--export-holder", "n1"), env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ExportURL != "file:///var/exports" || c.ExportCron == nil || c.ExportInterval != 0 || c.ExportRetain != 7 ||
+		c.ExportHolder != "n1" || c.ExportLeaseBucket != DefaultLeaseBucket || c.ExportGrace != time.Hour {
+		t.Fatalf("config %+v", c)
+	}
+	c, err = ParseRun(base, env(map[string]string{"SLIPSTREAM_EXPORT_URL": "s3://b?region=x", "SLIPSTREAM_EXPORT_INTERVAL": "10m"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ExportInterval != 10*time.Minute || c.ExportCron != nil || c.ExportRetain != DefaultExportRetain || c.ExportHolder == "" {
+		t.Fatalf("config from env %+v", c)
+	}
+	c, err = ParseRun(base, env(nil), io.Discard)
+	if err != nil || c.ExportURL != "" {
+		t.Fatalf("no export flags: %+v, %v", c, err)
+	}
+}

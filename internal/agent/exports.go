@@ -41,6 +41,7 @@ var (
 	errExportBusy     = errors.New("an export is already running")
 	errNotLive        = errors.New("the fold is not Live: it exports only once caught up")
 	errExportDisabled = errors.New("exports are not configured (start the agent with --export-url)")
+	errExportNotReady = errors.New("exports not ready: not connected to NATS and the export lease bucket yet, or the agent is stopping")
 )
 
 // exporter runs exports for the agent: on its schedule and on demand, one at a time, only
@@ -164,7 +165,7 @@ func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
 	ex, lease, runCtx := e.ex, e.lease, e.ctx
 	if ex == nil || runCtx == nil || e.closed {
 		e.mu.Unlock()
-		return fmt.Errorf("%w: the export lease bucket is not open yet (or the agent is stopping)", errExportBusy)
+		return errExportNotReady
 	}
 	if e.running {
 		e.mu.Unlock()
@@ -201,7 +202,7 @@ func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
 	if e.closed {
 		e.mu.Unlock()
 		done()
-		return fmt.Errorf("%w: the agent is stopping", errExportBusy)
+		return errExportNotReady
 	}
 	wg := e.wg
 	wg.Add(1) // run still counts in wg: never an Add at zero concurrent with Wait
@@ -217,11 +218,12 @@ func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
 // exportOnce runs one export and records its outcome. A failure is counted, logged and
 // shown in lastError; the next tick retries.
 func (e *exporter) exportOnce(ctx context.Context, ex *export.Exporter, onDemand bool) {
+	e.a.storeMu.RLock() // the store is not replaced (seeded) while its snapshot is read
 	st := e.store()
 	if st == nil {
+		e.a.storeMu.RUnlock()
 		return
 	}
-	e.a.storeMu.RLock()
 	res, err := ex.Export(ctx, st)
 	e.a.storeMu.RUnlock()
 	m := e.a.metrics
