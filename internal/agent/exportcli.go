@@ -268,7 +268,17 @@ func mainImport(ctx context.Context, args []string, getenv func(string) (string,
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return ExitUsage
 	}
-	st, res, err := seeder.Seed(ctx, nil)
+	// With --force over a fold, hold it open (its lock) until the swap: an agent running on
+	// the directory makes this fail instead of having its fold replaced under it.
+	var old fold.Store
+	if held, derr := detectBackend(f.dataDir); derr == nil {
+		if old, err = openBackend(f.dataDir, held); err != nil {
+			fmt.Fprintf(stderr, "error: --data-dir %q: open the fold to replace: %v (is an agent running on it?)\n", f.dataDir, err)
+			return ExitFailure
+		}
+		defer old.Close()
+	}
+	st, res, err := seeder.Seed(ctx, old)
 	if err != nil {
 		for _, r := range res.Rejected {
 			fmt.Fprintf(stderr, "rejected %s: %v\n", r.Object.Key, r.Err)

@@ -145,6 +145,16 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if err := sameLines(dumpFold(t, src), dumpFold(t, named)); err != nil {
 		t.Fatalf("fold after import --force != newest export: %v", err)
 	}
+	// --force never replaces a fold an agent is running on.
+	running := startAgent(t, "--nats-url", n.url(), "--bucket", "orders", "--data-dir", named)
+	running.waitCaughtUp(t, b, 20*time.Second)
+	code, _, errOut = runAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--force", "--name", first.Object)
+	if code != 1 || !strings.Contains(errOut, "is an agent running on it") {
+		t.Fatalf("import --force under a running agent: exit %d: %s; want 1", code, errOut)
+	}
+	if st, err := running.status(); err != nil || st.Cursor != 56 || st.Keys != 54 {
+		t.Fatalf("running agent after a refused import: %+v, %v", st, err)
+	}
 }
 
 // TestImportSkipsCorruptedExport flips a byte in the newest export: import rejects it with

@@ -37,6 +37,13 @@ func exportNow(t *testing.T, a *agentProc, cursor uint64) string {
 	return obj
 }
 
+// logged reports whether the agent's stderr so far contains s.
+func (a *agentProc) logged(s string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return strings.Contains(a.stderr.String(), s)
+}
+
 // mustMetric reads a metric or fails.
 func mustMetric(t *testing.T, a *agentProc, name string) float64 {
 	t.Helper()
@@ -94,6 +101,9 @@ func testSeedTail(t *testing.T, url string) {
 	}
 	if !strings.HasSuffix(raw.SeededFrom, "/"+obj) || raw.Resyncs != 0 || raw.CursorExpired != 0 {
 		t.Fatalf("B status: seededFrom %q resyncs %d cursorExpired %d; want seeded from %s, no resync", raw.SeededFrom, raw.Resyncs, raw.CursorExpired, obj)
+	}
+	if !bAgent.logged("phase=Seeding") || !bAgent.logged("seeded fold from export") {
+		t.Fatalf("B never went through phase Seeding:\n%s", bAgent.logTail(4000))
 	}
 	puts := mustMetric(t, bAgent, `slipstream_updates_applied_total{op="put"}`)
 	dels := mustMetric(t, bAgent, `slipstream_updates_applied_total{op="delete"}`)
