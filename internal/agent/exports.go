@@ -41,6 +41,7 @@ var (
 	errExportBusy     = errors.New("an export is already running")
 	errNotLive        = errors.New("the fold is not Live: it exports only once caught up")
 	errExportDisabled = errors.New("exports are not configured (start the agent with --export-url)")
+	errUnchanged      = errors.New("nothing to export: the fold has not moved since the last export")
 	errExportNotReady = errors.New("exports not ready: not connected to NATS and the export lease bucket yet, or the agent is stopping")
 )
 
@@ -59,6 +60,7 @@ type exporter struct {
 	ctx     context.Context // the run context, set by run
 	wg      *sync.WaitGroup // counts run and the exports it started
 	closed  bool            // run returned: no more exports start
+	last    uint64          // cursor of this agent's last successful export (0: none)
 }
 
 // ensure opens (creating when missing) the lease bucket and builds the Exporter.
@@ -184,6 +186,15 @@ func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
 		m.exports.WithLabelValues(exportSkipped).Inc()
 		return fmt.Errorf("%w (phase %s)", errNotLive, p)
 	}
+	// A schedule on a quiet fold would upload the same state again and again.
+	e.mu.Lock()
+	unchanged := !onDemand && e.last != 0 && e.last == e.a.tracker.cursor()
+	e.mu.Unlock()
+	if unchanged {
+		done()
+		m.exports.WithLabelValues(exportSkipped).Inc()
+		return errUnchanged
+	}
 	actx, cancel := context.WithTimeout(reqCtx, leaseAcquireTimout)
 	err := lease.Acquire(actx)
 	cancel()
@@ -243,6 +254,9 @@ func (e *exporter) exportOnce(ctx context.Context, ex *export.Exporter, onDemand
 	now := time.Now()
 	info := ExportInfo{Object: res.Object.Key, Cursor: res.Summary.Header.Cursor, Keys: res.Summary.Header.Live,
 		Bytes: res.Summary.Bytes, Time: now.UTC(), DurationSeconds: res.Duration.Seconds()}
+	e.mu.Lock()
+	e.last = info.Cursor
+	e.mu.Unlock()
 	m.exports.WithLabelValues(exportSuccess).Inc()
 	m.lastExport.Set(float64(now.UnixNano()) / 1e9)
 	e.a.tracker.setLastExport(info)

@@ -45,7 +45,7 @@ func newMetrics() *metrics {
 	// slipstream_keys and slipstream_store_size_bytes are GaugeFuncs over the store (agent.go).
 	m.watchers = g("watch_streams", "Open /v1/watch streams.")
 	m.lastExport = g("last_export_success_timestamp_seconds", "Unix time of the last successful export by this agent (0: none yet).")
-	m.exports = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "slipstream", Name: "exports_total", Help: "Exports attempted by this agent, by result (success, failure, skipped: another agent holds the lease or the fold is not Live)."}, []string{"result"})
+	m.exports = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "slipstream", Name: "exports_total", Help: "Exports attempted by this agent, by result (success, failure, skipped: another agent holds the lease, the fold is not Live, or a scheduled export found nothing new)."}, []string{"result"})
 	f(m.exports)
 	for _, r := range []string{exportSuccess, exportFailure, exportSkipped} {
 		m.exports.WithLabelValues(r)

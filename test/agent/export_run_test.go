@@ -140,7 +140,13 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 	if ts, err := a.metric("slipstream_last_export_success_timestamp_seconds"); err != nil || time.Since(time.Unix(int64(ts), 0)) > time.Minute {
 		t.Fatalf("last export timestamp %v (%v), want recent", ts, err)
 	}
-	eventually(t, 20*time.Second, "retention down to 2 exports with more coming", func() error {
+	// Scheduled exports happen only when the fold moved: keep writing.
+	moved := 0
+	eventually(t, 30*time.Second, "retention down to 2 exports with more coming", func() error {
+		moved++
+		if _, err := b.Put(context.Background(), fmt.Sprintf("moving.%d", moved), []byte("x")); err != nil {
+			return err
+		}
 		if ok, _ := a.metric(`slipstream_exports_total{result="success"}`); ok < 4 {
 			return fmt.Errorf("%v successful exports", ok)
 		}
@@ -172,6 +178,9 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, exports, []byte("not a directory"))
+	if _, err := b.Put(context.Background(), "while.failing", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 20*time.Second, "failed exports counted and shown", func() error {
 		f, err := a.metric(`slipstream_exports_total{result="failure"}`)
 		if err != nil {
@@ -193,16 +202,32 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	putN(t, b, "after", 3)
+	bs, err := b.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 20*time.Second, "exports resume once the location is back", func() error {
 		st, err := a.rawStatus()
 		if err != nil {
 			return err
 		}
-		if st.LastExport == nil || st.LastExport.Cursor != 33 || len(exportObjects(t, exports, "routes")) == 0 {
-			return fmt.Errorf("lastExport %+v", st.LastExport)
+		if st.LastExport == nil || st.LastExport.Cursor != bs.LastSeq || len(exportObjects(t, exports, "routes")) == 0 {
+			return fmt.Errorf("lastExport %+v, want cursor %d", st.LastExport, bs.LastSeq)
 		}
 		return nil
 	})
+	// A quiet fold is not exported again and again: ticks are skipped.
+	succ := mustMetric(t, a, `slipstream_exports_total{result="success"}`)
+	skipped := mustMetric(t, a, `slipstream_exports_total{result="skipped"}`)
+	eventually(t, 20*time.Second, "scheduled exports of an unchanged fold skipped", func() error {
+		if s := mustMetric(t, a, `slipstream_exports_total{result="skipped"}`); s < skipped+2 {
+			return fmt.Errorf("skipped %v (was %v)", s, skipped)
+		}
+		return nil
+	})
+	if s := mustMetric(t, a, `slipstream_exports_total{result="success"}`); s > succ+1 { // +1: one in flight
+		t.Fatalf("%v exports of an unchanged fold", s-succ)
+	}
 	if code, _ := a.terminate(t); code != 0 {
 		t.Fatalf("SIGTERM exit %d", code)
 	}
