@@ -1,6 +1,7 @@
 // Command agent is the Slipstream node agent: `agent run` keeps a fold of a NATS JetStream
 // KV bucket in sync and serves it locally; `dump`, `inspect` and `verify` work on a fold
-// directory offline. See `agent help` and internal/agent.
+// directory offline; `export` and `import` copy a fold to and from object storage. See
+// `agent help` and internal/agent.
 package main
 
 import (

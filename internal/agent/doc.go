@@ -3,15 +3,21 @@
 //
 // The pieces, one file (or a few) per concern:
 //
-//   - cli.go, exitcode.go: the command line (run, dump, inspect, verify) and its exit codes.
+//   - cli.go, exitcode.go: the command line (run, dump, inspect, verify, export, import) and
+//     its exit codes.
 //   - config.go, foldfile.go: flags, SLIPSTREAM_* environment variables and KVFold manifests,
 //     validated into a Config with one specific error per problem.
 //   - agent.go, lifecycle.go: the runtime (open store, connect, run the applied-watch loop,
 //     retry with jittered backoff) and the phase state machine
-//     (Opening -> CatchingUp -> Live, Degraded) driven by the loop's Observer.
+//     (Opening -> Seeding -> CatchingUp -> Live, Degraded) driven by the loop's Observer.
+//   - seed.go: with --export-url, an empty store at startup and a cursor expiry (the loop's
+//     Reseed hook) seed from the newest export NATS can continue from (pkg/export Seeder).
+//   - exports.go: scheduled (interval or cron) and on-demand (POST /v1/export) exports, run
+//     only while this agent holds the NATS KV export lease; failures counted and retried.
 //   - server.go, api_*.go: the local read API (status, keys, range, watch, health, metrics)
 //     with bearer-token auth and request limits.
 //   - ring.go: the bounded in-memory ring of applied updates behind /v1/watch.
 //   - metrics.go: the slipstream_* Prometheus metrics.
 //   - offline.go: dump, inspect and verify over a data directory without NATS.
+//   - exportcli.go: export and import of a data directory to and from an export location.
 package agent
