@@ -173,10 +173,9 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 
 	// The location fails: counted, shown, retried; the agent stays Live and serving.
 	before, _ := a.metric(`slipstream_exports_total{result="failure"}`)
-	// A file where the location's directory was: every write below it fails.
-	if err := os.RemoveAll(exports); err != nil {
-		t.Fatal(err)
-	}
+	// A file where the location's directory was: every write below it fails. The export
+	// just accepted may still be writing there, so removal is retried until it wins.
+	eventually(t, 10*time.Second, "export location removed", func() error { return os.RemoveAll(exports) })
 	writeFile(t, exports, []byte("not a directory"))
 	if _, err := b.Put(context.Background(), "while.failing", []byte("x")); err != nil {
 		t.Fatal(err)
