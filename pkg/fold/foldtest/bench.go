@@ -31,10 +31,16 @@ func Fill(tb testing.TB, s fold.Store, n, valueLen, batch int) {
 		val[i] = byte(i)
 	}
 	muts := make([]fold.Mutation, 0, batch)
+	// Into an empty store every key is new, as in a first state sync.
+	st, err := s.Stats()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fresh := st.Live+st.Tombstones == 0
 	for i := 0; i < n; {
 		muts = muts[:0]
 		for ; len(muts) < batch && i < n; i++ {
-			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: BenchKey(i), Value: val, Revision: uint64(i + 1)})
+			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: BenchKey(i), Value: val, Revision: uint64(i + 1), Fresh: fresh})
 		}
 		if err := s.Apply(muts, fold.State{Cursor: uint64(i)}); err != nil {
 			tb.Fatal(err)

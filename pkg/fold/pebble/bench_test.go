@@ -1,7 +1,10 @@
 package pebble
 
 import (
+	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -69,4 +72,59 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(getFixture.dir)
 	}
 	os.Exit(code)
+}
+
+// BenchmarkPeakRSS folds SLIPSTREAM_RSS_KEYS (default 5M) keys of 256 bytes into a fresh
+// store in 1k-key batches, reopens it, reads 100k random keys, and reports the process's
+// peak resident set (VmHWM) in MiB (goal: under 300 MiB at 5M keys). Run it alone: the
+// figure is the whole test process.
+func BenchmarkPeakRSS(b *testing.B) {
+	n := 5_000_000
+	if v, err := strconv.Atoi(os.Getenv("SLIPSTREAM_RSS_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	for range b.N {
+		dir := b.TempDir()
+		s, err := Open(dir, Options{Sync: SyncNone, Logger: silent{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		foldtest.Fill(b, s, n, 256, 1000)
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if s, err = Open(dir, Options{Logger: silent{}}); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		for range 100_000 {
+			if _, ok, err := s.Get(foldtest.BenchKey(rng.IntN(n))); err != nil || !ok {
+				b.Fatalf("get: ok=%v err=%v", ok, err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n), "keys")
+	b.ReportMetric(peakRSSMiB(b), "peak_rss_MiB")
+}
+
+// peakRSSMiB reads VmHWM from /proc/self/status.
+func peakRSSMiB(b *testing.B) float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmHWM in /proc/self/status")
+	return 0
 }
