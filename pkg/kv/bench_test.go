@@ -4,23 +4,20 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/benchdata"
 	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
-// Benchmarks run against one shared fixture: a bucket with SLIPSTREAM_BENCH_KEYS keys
-// (default 1M) of 256-byte values, built once per process.
-
-const benchValueSize = 256
+// Benchmarks run against one shared fixture (internal/testutil/benchdata): a bucket with
+// SLIPSTREAM_BENCH_KEYS keys (default 1M) of 256-byte values, built once per process,
+// followed by a 100-message delta of rewrites after f.cursor.
 
 type benchFixture struct {
 	srv    *natstest.Server
@@ -36,14 +33,7 @@ var (
 	bench     benchFixture
 )
 
-func benchKeys() int {
-	if v, err := strconv.Atoi(os.Getenv("SLIPSTREAM_BENCH_KEYS")); err == nil && v > 0 {
-		return v
-	}
-	return 1_000_000
-}
-
-func benchKey(i int) string { return fmt.Sprintf("k.%07d", i) }
+func benchKey(i int) string { return benchdata.Key(i) }
 
 func getBench(b *testing.B) *benchFixture {
 	b.Helper()
@@ -55,66 +45,24 @@ func getBench(b *testing.B) *benchFixture {
 }
 
 func (f *benchFixture) build() error {
-	dir, err := os.MkdirTemp("", "slipstream-bench-")
-	if err != nil {
+	var err error
+	if f.srv, f.conn, err = benchdata.Server(); err != nil {
 		return err
 	}
-	f.srv, err = natstest.StartDir(dir, natstest.Options{})
-	if err != nil {
+	f.keys = benchdata.Keys(1_000_000)
+	if f.b, err = benchdata.Fill(f.conn, "bench", f.keys); err != nil {
 		return err
 	}
-	ctx := context.Background()
-	f.conn, err = kv.Connect(ctx, kv.Options{URLs: []string{f.srv.URL()}})
-	if err != nil {
-		return err
-	}
-	f.b, err = f.conn.CreateBucket(ctx, kv.BucketConfig{Name: "bench"})
-	if err != nil {
-		return err
-	}
-	f.keys = benchKeys()
-	js, err := jetstream.New(f.conn.NATS(), jetstream.WithPublishAsyncMaxPending(16384))
-	if err != nil {
-		return err
-	}
-	val := make([]byte, benchValueSize)
-	publish := func(i int) error {
-		_, err := js.PublishAsync("$KV.bench."+benchKey(i), val)
-		return err
-	}
-	wait := func() error {
-		select {
-		case <-js.PublishAsyncComplete():
-			return nil
-		case <-time.After(time.Minute):
-			return fmt.Errorf("async publishes did not complete")
-		}
-	}
-	for i := 0; i < f.keys; i++ {
-		if err := publish(i); err != nil {
-			return err
-		}
-		if i%8192 == 8191 {
-			if err := wait(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := wait(); err != nil {
-		return err
-	}
-	st, err := f.b.Status(ctx)
+	st, err := f.b.Status(context.Background())
 	if err != nil {
 		return err
 	}
 	f.cursor = st.LastSeq
-	// The delta: 100 rewrites of existing keys after the cursor.
-	for i := 0; i < 100; i++ {
-		if err := publish(i * (f.keys / 100)); err != nil {
-			return err
-		}
+	delta := make([]string, 100)
+	for i := range delta {
+		delta[i] = benchKey(i * (f.keys / 100))
 	}
-	return wait()
+	return benchdata.Publish(f.conn, "bench", delta)
 }
 
 // BenchmarkWatchFullBucket compares a state-sync watch through pkg/kv with a raw
@@ -247,5 +195,3 @@ func BenchmarkResumeLatency(b *testing.B) {
 		b.Errorf("resume ran %d exact checks; the fixture fold should pass the count check", c)
 	}
 }
-
-var _ = nats.ErrTimeout
