@@ -178,7 +178,7 @@ func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
 func (s *Seeder) checkResume(ctx context.Context, staged *Staged) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
-	w, err := s.cfg.KV.Watch(ctx, s.cfg.Scope, kv.WatchOptions{Cursor: staged.Summary.Header.Cursor, Fold: FoldState(staged.Store)})
+	w, err := s.cfg.KV.Watch(ctx, s.cfg.Scope, kv.WatchOptions{Cursor: staged.Summary.Header.Cursor, Fold: fold.FoldState(staged.Store)})
 	if err != nil {
 		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
 	}

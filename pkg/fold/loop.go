@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
@@ -171,7 +170,7 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 		diff = &resync{seen: make(map[string]struct{}, held)}
 	case st.Cursor > 0:
 		opts.Cursor = st.Cursor
-		opts.Fold = storeFoldState{s}
+		opts.Fold = FoldState(s)
 	}
 	w, err := l.bucket.Watch(ctx, l.cfg.Scope, opts)
 	if err != nil {
@@ -391,33 +390,6 @@ func callHook(hook func([]kv.Update) error, batch []kv.Update) (err error) {
 		return fmt.Errorf("%w: %w", ErrApplyHook, err)
 	}
 	return nil
-}
-
-// storeFoldState adapts a Store to kv.FoldState for verified resumes. A store holds only
-// keys within its scope (scope is exact), so its counts are the scope's counts.
-type storeFoldState struct{ s Store }
-
-func (f storeFoldState) Count() (uint64, error) {
-	st, err := f.s.Stats()
-	if err != nil {
-		return 0, err
-	}
-	return st.Live + st.Tombstones, nil
-}
-
-func (f storeFoldState) Holds(key string) (bool, error) {
-	_, ok, err := f.s.Lookup(key)
-	return ok, err
-}
-
-func (f storeFoldState) Keys() iter.Seq2[kv.KeyState, error] {
-	return func(yield func(kv.KeyState, error) bool) {
-		for e, err := range f.s.Range("", true) {
-			if !yield(kv.KeyState{Key: e.Key, Live: e.Live}, err) || err != nil {
-				return
-			}
-		}
-	}
 }
 
 type nopObserver struct{}

@@ -1,17 +1,17 @@
-package export
+package fold
 
 import (
 	"iter"
 
-	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
-// FoldState adapts a fold reader to kv.FoldState for a verified resume. A fold holds only
+// FoldState adapts a fold reader to kv.FoldState for a verified resume (the loop's own
+// resumes, and seeding's check that NATS can continue from an export). A fold holds only
 // keys within its scope (scope is exact), so its counts are the scope's counts.
-func FoldState(r fold.Reader) kv.FoldState { return foldState{r} }
+func FoldState(r Reader) kv.FoldState { return foldState{r} }
 
-type foldState struct{ r fold.Reader }
+type foldState struct{ r Reader }
 
 func (f foldState) Count() (uint64, error) {
 	st, err := f.r.Stats()
