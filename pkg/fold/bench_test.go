@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/slipstream-dev/slipstream/internal/testutil/benchdata"
 	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
 	"github.com/slipstream-dev/slipstream/pkg/fold"
@@ -102,31 +100,10 @@ func (o *stopObserver) Event(e fold.Event) {
 }
 
 func rawCatchUp(b *testing.B, conn *kv.Conn, stream string, want int) time.Duration {
-	b.Helper()
-	start := time.Now()
-	cons, err := conn.JetStream().OrderedConsumer(context.Background(), stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-	})
+	d, err := benchdata.RawLastPerSubject(conn, stream, want)
 	if err != nil {
 		b.Fatal(err)
 	}
-	done := make(chan struct{})
-	n := 0
-	cc, err := cons.Consume(func(jetstream.Msg) {
-		if n++; n == want {
-			close(done)
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
-		b.Fatalf("raw consumer delivered %d of %d", n, want)
-	}
-	d := time.Since(start)
-	cc.Stop()
 	return d
 }
 

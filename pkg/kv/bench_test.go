@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/slipstream-dev/slipstream/internal/testutil/benchdata"
 	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
@@ -111,32 +109,10 @@ func kvWatch(b *testing.B, f *benchFixture, want int) time.Duration {
 }
 
 func rawWatch(b *testing.B, f *benchFixture, want int) time.Duration {
-	js := f.conn.JetStream()
-	start := time.Now()
-	cons, err := js.OrderedConsumer(context.Background(), "KV_bench", jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-	})
+	d, err := benchdata.RawLastPerSubject(f.conn, "KV_bench", want)
 	if err != nil {
 		b.Fatal(err)
 	}
-	done := make(chan struct{})
-	n := 0
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		n++
-		if n == want {
-			close(done)
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
-		b.Fatalf("raw consumer delivered %d of %d", n, want)
-	}
-	d := time.Since(start)
-	cc.Stop()
 	return d
 }
 

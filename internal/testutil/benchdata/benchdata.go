@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -89,4 +90,34 @@ func Publish(conn *kv.Conn, bucket string, keys []string) error {
 		}
 	}
 	return wait()
+}
+
+// RawLastPerSubject is the baseline benchmarks compare with: a plain jetstream ordered
+// consumer (DeliverLastPerSubject, Consume callback) on stream that only counts messages.
+// It returns the time until want messages arrived.
+func RawLastPerSubject(conn *kv.Conn, stream string, want int) (time.Duration, error) {
+	start := time.Now()
+	cons, err := conn.JetStream().OrderedConsumer(context.Background(), stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return 0, err
+	}
+	done := make(chan struct{})
+	var n atomic.Int64
+	cc, err := cons.Consume(func(jetstream.Msg) {
+		if n.Add(1) == int64(want) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Stop()
+	select {
+	case <-done:
+		return time.Since(start), nil
+	case <-time.After(10 * time.Minute):
+		return 0, fmt.Errorf("raw consumer delivered %d of %d messages", n.Load(), want)
+	}
 }
