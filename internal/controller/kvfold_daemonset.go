@@ -65,8 +65,9 @@ func keyOr(key, def string) string {
 	return key
 }
 
-// agentArgs are the `agent run` flags for a fold. Identity (fold, node, Pod) comes as
-// environment, which today's agent ignores and its in-cluster mode reads.
+// agentArgs are the `agent run` flags for a fold. Identity (fold, node, Pod, export Lease)
+// and the NATS credential files come as environment, which puts the agent in its
+// in-cluster mode (api/v1alpha1/agent_contract.go).
 func agentArgs(fold *v1alpha1.KVFold) []string {
 	s := fold.Spec
 	// --nats-url takes one comma-separated list (the CRD keeps commas out of URLs).
@@ -93,6 +94,20 @@ func agentArgs(fold *v1alpha1.KVFold) []string {
 	}
 	if s.Agent.LogLevel != "" {
 		args = append(args, "--log-level="+string(s.Agent.LogLevel))
+	}
+	// Exports: the credentials come as environment from spec.export.credentialsSecretRef
+	// (envFrom); the agent holding the fold's export Lease exports on the schedule.
+	if e := s.Export; e != nil {
+		schedule := e.Schedule
+		if schedule == "" {
+			schedule = v1alpha1.DefaultExportSchedule
+		}
+		retain := int32(v1alpha1.DefaultExportRetain)
+		if e.Retain != nil {
+			retain = *e.Retain
+		}
+		args = append(args, "--export-url="+e.URL, "--export-schedule="+schedule,
+			"--export-retain="+strconv.Itoa(int(retain)))
 	}
 	return args
 }
@@ -132,8 +147,9 @@ func agentEnvAndVolumes(fold *v1alpha1.KVFold) ([]corev1.EnvVar, []corev1.EnvFro
 		env = append(env, corev1.EnvVar{Name: EnvNKeySeedFile, Value: path.Join(natsSecretDir, keyOr(n.NKeySecretRef.Key, "nkey.seed"))})
 	case n.UserPasswordSecretRef != nil:
 		natsSecret = n.UserPasswordSecretRef.Name
-		env = append(env, corev1.EnvVar{Name: EnvUserFile, Value: path.Join(natsSecretDir, "username")},
-			corev1.EnvVar{Name: EnvPasswordFile, Value: path.Join(natsSecretDir, "password")})
+		up := n.UserPasswordSecretRef
+		env = append(env, corev1.EnvVar{Name: EnvUserFile, Value: path.Join(natsSecretDir, keyOr(up.UsernameKey, "username"))},
+			corev1.EnvVar{Name: EnvPasswordFile, Value: path.Join(natsSecretDir, keyOr(up.PasswordKey, "password"))})
 	case n.TokenSecretRef != nil:
 		natsSecret = n.TokenSecretRef.Name
 		env = append(env, corev1.EnvVar{Name: EnvNATSTokenFile, Value: path.Join(natsSecretDir, keyOr(n.TokenSecretRef.Key, "token"))})
@@ -145,9 +161,10 @@ func agentEnvAndVolumes(fold *v1alpha1.KVFold) ([]corev1.EnvVar, []corev1.EnvFro
 	if n.TLSSecretRef != nil {
 		secretVol("nats-tls", n.TLSSecretRef.Name)
 		mounts = append(mounts, corev1.VolumeMount{Name: "nats-tls", MountPath: tlsSecretDir, ReadOnly: true})
-		env = append(env, corev1.EnvVar{Name: EnvTLSCAFile, Value: path.Join(tlsSecretDir, "ca.crt")},
-			corev1.EnvVar{Name: EnvTLSCertFile, Value: path.Join(tlsSecretDir, "tls.crt")},
-			corev1.EnvVar{Name: EnvTLSKeyFile, Value: path.Join(tlsSecretDir, "tls.key")})
+		t := n.TLSSecretRef
+		env = append(env, corev1.EnvVar{Name: EnvTLSCAFile, Value: path.Join(tlsSecretDir, keyOr(t.CAKey, "ca.crt"))},
+			corev1.EnvVar{Name: EnvTLSCertFile, Value: path.Join(tlsSecretDir, keyOr(t.CertKey, "tls.crt"))},
+			corev1.EnvVar{Name: EnvTLSKeyFile, Value: path.Join(tlsSecretDir, keyOr(t.PrivateKeyKey, "tls.key"))})
 	}
 	var envFrom []corev1.EnvFromSource
 	if e := fold.Spec.Export; e != nil && e.CredentialsSecretRef != nil {

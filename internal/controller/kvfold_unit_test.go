@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/slipstream-dev/slipstream/api/v1alpha1"
 )
@@ -113,5 +114,16 @@ func TestAgentArgsMatchTheAgentFlags(t *testing.T) {
 	}
 	if p := foldHostPath(fold); p != "/var/lib/slipstream/ns/f" {
 		t.Fatalf("host path %s", p)
+	}
+	// Exports: URL, schedule and retention as given, or their API defaults.
+	fold.Spec.Export = &v1alpha1.ExportSpec{URL: "s3://folds/f?endpoint=http://minio:9000", Schedule: "@every 10m", Retain: ptr.To[int32](7)}
+	got = strings.Join(agentArgs(fold), " ")
+	if !strings.HasSuffix(got, " --export-url=s3://folds/f?endpoint=http://minio:9000 --export-schedule=@every 10m --export-retain=7") {
+		t.Fatalf("export args: %s", got)
+	}
+	fold.Spec.Export = &v1alpha1.ExportSpec{URL: "file:///exports"}
+	got = strings.Join(agentArgs(fold), " ")
+	if !strings.HasSuffix(got, " --export-url=file:///exports --export-schedule=*/15 * * * * --export-retain=5") {
+		t.Fatalf("export args with defaults: %s", got)
 	}
 }
