@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # hack/k8s-assets.sh [COMPONENT|GROUP...]: build etcd and the Kubernetes binaries from source
 # (there is no download path on these machines: only the Go module proxy), cache them by
-# version outside the clone and link them into ./bin/k8s. NOT USED YET: it is the base for the
-# envtest controller tests (KUBEBUILDER_ASSETS=./bin/k8s) and the one-node test cluster
-# (docs: shared LOCAL-CLUSTER.md).
+# version outside the clone and link them into ./bin/k8s. Used by the envtest controller tests
+# (KUBEBUILDER_ASSETS=./bin/k8s: etcd + kube-apiserver) and the one-node test cluster
+# (hack/cluster-up.sh: all of them).
 #
 # Groups:   envtest = etcd kube-apiserver
 #           cluster = etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl

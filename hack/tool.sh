@@ -8,7 +8,7 @@
 # without touching the old one. ./bin/<binary> is a symlink into that cache.
 # Idempotent and safe to run concurrently (one flock per tool version).
 #
-# Names: controller-gen golangci-lint nats-server nats
+# Names: controller-gen golangci-lint nats-server nats helm
 # Env: SLIPSTREAM_CACHE overrides the cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/slipstream).
 set -euo pipefail
 
@@ -18,7 +18,7 @@ source "${root}/hack/versions.env"
 cache="${SLIPSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slipstream}"
 localbin="${LOCALBIN:-${root}/bin}"
 
-usage() { echo "usage: $0 {controller-gen|golangci-lint|nats-server|nats}..." >&2; exit 2; }
+usage() { echo "usage: $0 {controller-gen|golangci-lint|nats-server|nats|helm}..." >&2; exit 2; }
 
 # resolve NAME -> "binary package version"
 resolve() {
@@ -27,6 +27,7 @@ resolve() {
 	golangci-lint) echo "golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint ${GOLANGCI_LINT_VERSION}" ;;
 	nats-server) echo "nats-server github.com/nats-io/nats-server/v2 ${NATS_SERVER_VERSION}" ;;
 	nats | natscli) echo "nats github.com/nats-io/natscli/nats ${NATSCLI_VERSION}" ;;
+	helm) echo "helm helm.sh/helm/v3/cmd/helm ${HELM_VERSION}" ;;
 	*) return 1 ;;
 	esac
 }
