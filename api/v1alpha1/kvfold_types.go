@@ -62,6 +62,58 @@ type SecretReference struct {
 	Name string `json:"name"`
 }
 
+// UserPasswordSecretReference names a Secret holding a NATS user name and password.
+type UserPasswordSecretReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// usernameKey: the key holding the user name; default username.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	UsernameKey string `json:"usernameKey,omitempty"`
+	// passwordKey: the key holding the password; default password.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// TLSSecretReference names a Secret with the CA that verifies the NATS servers and
+// optionally a client certificate and key.
+type TLSSecretReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// caKey: the key holding the PEM CA bundle; default ca.crt.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	CAKey string `json:"caKey,omitempty"`
+	// certKey: the key holding the PEM client certificate; default tls.crt (optional in the
+	// Secret: without it the agent only verifies the server).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	CertKey string `json:"certKey,omitempty"`
+	// privateKeyKey: the key holding the PEM client key; default tls.key.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	PrivateKeyKey string `json:"privateKeyKey,omitempty"`
+}
+
 // AccountReference names a NACK Account (jetstream.nats.io) in the KVFold's namespace.
 type AccountReference struct {
 	// name of the Account.
@@ -93,17 +145,20 @@ type NATSSpec struct {
 	// nkeySecretRef: an NKey seed; key defaults to nkey.seed.
 	// +optional
 	NKeySecretRef *SecretKeyReference `json:"nkeySecretRef,omitempty"`
-	// userPasswordSecretRef: a Secret with the keys username and password.
+	// userPasswordSecretRef: a Secret with a user name and password (keys username and
+	// password unless usernameKey/passwordKey say otherwise).
 	// +optional
-	UserPasswordSecretRef *SecretReference `json:"userPasswordSecretRef,omitempty"`
+	UserPasswordSecretRef *UserPasswordSecretReference `json:"userPasswordSecretRef,omitempty"`
 	// tokenSecretRef: an auth token; key defaults to token.
 	// +optional
 	TokenSecretRef *SecretKeyReference `json:"tokenSecretRef,omitempty"`
 	// tlsSecretRef: a Secret with ca.crt (trust) and optionally tls.crt and tls.key (client
-	// certificate), as cert-manager writes them.
+	// certificate), as cert-manager writes them; caKey/certKey/privateKeyKey rename them.
 	// +optional
-	TLSSecretRef *SecretReference `json:"tlsSecretRef,omitempty"`
-	// accountRef: take credentials and TLS from a NACK Account (jetstream.nats.io) instead.
+	TLSSecretRef *TLSSecretReference `json:"tlsSecretRef,omitempty"`
+	// accountRef: take credentials and TLS from a NACK Account (jetstream.nats.io/v1beta2,
+	// its spec.creds, spec.user, spec.token and spec.tls Secrets) instead. The agents still
+	// connect to spec.nats.urls. The controller re-reads the Account on every resync.
 	// +optional
 	AccountRef *AccountReference `json:"accountRef,omitempty"`
 }

@@ -98,10 +98,16 @@ func (r *KVFoldReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 
-	problems, err := r.validate(ctx, &fold)
+	// eff carries the NATS Secrets of a NACK Account (spec.nats.accountRef) when there is one.
+	eff, problems, err := r.effectiveFold(ctx, &fold)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	more, err := r.validate(ctx, eff)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	problems = append(problems, more...)
 	steps := []struct {
 		name string
 		run  func(context.Context, *v1alpha1.KVFold) error
@@ -119,7 +125,7 @@ func (r *KVFoldReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}{"daemonset", r.reconcileDaemonSet})
 	}
 	for _, s := range steps {
-		if err := s.run(ctx, &fold); err != nil {
+		if err := s.run(ctx, eff); err != nil {
 			return ctrl.Result{}, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
@@ -127,7 +133,7 @@ func (r *KVFoldReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("kvfoldnodes: %w", err)
 	}
-	if err := r.reconcileRBAC(ctx, &fold, nodes); err != nil {
+	if err := r.reconcileRBAC(ctx, eff, nodes); err != nil {
 		return ctrl.Result{}, fmt.Errorf("rbac: %w", err)
 	}
 	return r.reconcileStatus(ctx, &fold, nodes, problems)

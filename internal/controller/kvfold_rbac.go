@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -121,20 +122,27 @@ type secretRef struct {
 func secretRefs(fold *v1alpha1.KVFold) []secretRef {
 	var refs []secretRef
 	n := fold.Spec.NATS
+	// Secrets from a NACK Account (see effectiveFold) are named after the Account.
+	natsField := func(f string) string {
+		if n.AccountRef != nil {
+			return fmt.Sprintf("spec.nats.accountRef (NACK Account %q, as %s)", n.AccountRef.Name, f)
+		}
+		return "spec.nats." + f
+	}
 	if n.CredentialsSecretRef != nil {
-		refs = append(refs, secretRef{"spec.nats.credentialsSecretRef", n.CredentialsSecretRef.Name})
+		refs = append(refs, secretRef{natsField("credentialsSecretRef"), n.CredentialsSecretRef.Name})
 	}
 	if n.NKeySecretRef != nil {
-		refs = append(refs, secretRef{"spec.nats.nkeySecretRef", n.NKeySecretRef.Name})
+		refs = append(refs, secretRef{natsField("nkeySecretRef"), n.NKeySecretRef.Name})
 	}
 	if n.UserPasswordSecretRef != nil {
-		refs = append(refs, secretRef{"spec.nats.userPasswordSecretRef", n.UserPasswordSecretRef.Name})
+		refs = append(refs, secretRef{natsField("userPasswordSecretRef"), n.UserPasswordSecretRef.Name})
 	}
 	if n.TokenSecretRef != nil {
-		refs = append(refs, secretRef{"spec.nats.tokenSecretRef", n.TokenSecretRef.Name})
+		refs = append(refs, secretRef{natsField("tokenSecretRef"), n.TokenSecretRef.Name})
 	}
 	if n.TLSSecretRef != nil {
-		refs = append(refs, secretRef{"spec.nats.tlsSecretRef", n.TLSSecretRef.Name})
+		refs = append(refs, secretRef{natsField("tlsSecretRef"), n.TLSSecretRef.Name})
 	}
 	if e := fold.Spec.Export; e != nil && e.CredentialsSecretRef != nil {
 		refs = append(refs, secretRef{"spec.export.credentialsSecretRef", e.CredentialsSecretRef.Name})

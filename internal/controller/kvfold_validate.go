@@ -35,9 +35,6 @@ func (r *KVFoldReconciler) validate(ctx context.Context, fold *v1alpha1.KVFold) 
 			problems = append(problems, fmt.Sprintf("spec.backend.pebble.cacheSize %s is out of range (1Mi..64Gi)", p.CacheSize.String()))
 		}
 	}
-	if fold.Spec.NATS.AccountRef != nil {
-		problems = append(problems, "spec.nats.accountRef: NACK Account interop is not available in this version; use a credential Secret reference")
-	}
 	if fold.Spec.Agent.Image == "" && r.AgentImage == "" {
 		problems = append(problems, "spec.agent.image is empty and the manager has no default agent image (--agent-image)")
 	}

@@ -47,7 +47,7 @@ var _ = Describe("KVFold admission", func() {
 		}, "nats: set at most one of credentialsSecretRef, nkeySecretRef, userPasswordSecretRef and tokenSecretRef"),
 		Entry("accountRef with a TLS Secret", func(f *v1alpha1.KVFold) {
 			f.Spec.NATS.AccountRef = &v1alpha1.AccountReference{Name: "edge"}
-			f.Spec.NATS.TLSSecretRef = &v1alpha1.SecretReference{Name: "tls"}
+			f.Spec.NATS.TLSSecretRef = &v1alpha1.TLSSecretReference{Name: "tls"}
 		}, "nats.accountRef takes credentials and TLS from the NACK Account"),
 		Entry("Secret name that is not a DNS name", func(f *v1alpha1.KVFold) {
 			f.Spec.NATS.CredentialsSecretRef = &v1alpha1.SecretKeyReference{Name: "Bad_Name"}
