@@ -131,6 +131,9 @@ func (l *Loop) recoverExpired(ctx context.Context) error {
 		ns, src, err := l.cfg.Reseed(ctx, l.Store())
 		switch {
 		case err != nil:
+			if ns != nil { // the Reseeder closed the old store and hands over the fold reopened
+				l.store.Store(&storeRef{ns})
+			}
 			l.log.Warn("reseed failed; falling back to full resync", "error", err)
 		case ns != nil:
 			l.store.Store(&storeRef{ns})

@@ -54,7 +54,10 @@ type Observer interface {
 // Reseeder replaces the store from an external seed (an export) when the cursor expired.
 // It returns the new store (already opened, at the seed's cursor) and a description of its
 // source, or (nil, "", nil) when no usable seed exists. On success the loop closes nothing:
-// the Reseeder owns closing the old store.
+// the Reseeder owns closing the old store. With an error, the returned store is nil when
+// old is still open and usable, else the store to go on with (a Reseeder that closed old
+// before its swap failed hands over the fold reopened); the loop then falls back to a full
+// resync on it.
 type Reseeder func(ctx context.Context, old Store) (Store, string, error)
 
 // LoopConfig configures Run.
