@@ -21,6 +21,12 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 NATS_SERVER ?= $(LOCALBIN)/nats-server
 NATS ?= $(LOCALBIN)/nats
 
+## The chart test (test/chart) runs these; `make chart-tools` builds them.
+HELM ?= $(LOCALBIN)/helm
+KUBECTL ?= $(LOCALBIN)/k8s/kubectl
+export HELM KUBECTL
+CHART_DIR ?= charts/slipstream
+
 ## Controller tests (envtest) find etcd and kube-apiserver here; `make envtest` builds them.
 KUBEBUILDER_ASSETS ?= $(LOCALBIN)/k8s
 export KUBEBUILDER_ASSETS
@@ -79,6 +85,7 @@ manifests: controller-gen ## Generate CRDs and RBAC (config/crd/bases, config/rb
 	else \
 		set -x; $(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=true paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases; \
 	fi
+	@$(MAKE) --no-print-directory chart-sync
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go) from markers.
@@ -89,7 +96,7 @@ generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go)
 	fi
 
 .PHONY: test
-test: test-integration test-fuzz ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), then short fuzzing.
+test: test-chart test-integration test-fuzz ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), then short fuzzing.
 
 .PHONY: test-unit
 test-unit: ## Fast loop: go test -short ./... (skips the slow tests).
@@ -114,6 +121,12 @@ test-controller: envtest ## Only the controller suite (envtest: a real etcd + ku
 # The controller suite (internal/controller) runs against a real etcd + kube-apiserver and
 # fails without them: build them first (instant once cached).
 test-unit test-integration test-race: envtest
+# So does the chart test (test/chart) without helm and kubectl.
+test-unit test-integration test-race: chart-tools
+
+.PHONY: test-chart
+test-chart: chart-tools ## helm lint + helm template of charts/slipstream compared with kubectl kustomize of config/.
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./test/chart/...
 
 .PHONY: bench
 bench: ## Run every benchmark once (BENCHTIME=1x); SLIPSTREAM_BENCH_KEYS is passed through.
@@ -135,6 +148,19 @@ build: ## Build bin/agent and bin/manager (static; skips commands not written ye
 			echo "build: ./cmd/$$c does not exist yet: skipping bin/$$c"; \
 		fi; \
 	done
+
+##@ Helm chart
+
+.PHONY: chart-sync
+chart-sync: ## Copy the generated CRDs and manager ClusterRole (config/) into charts/slipstream (`make manifests` runs it).
+	rm -f $(CHART_DIR)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+
+.PHONY: chart-tools
+chart-tools: ## Ensure bin/helm (HELM_VERSION) and bin/k8s/kubectl, for the chart test.
+	@hack/tool.sh helm >/dev/null
+	hack/k8s-assets.sh kubectl
 
 ##@ Demo
 
