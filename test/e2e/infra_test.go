@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// run runs a command in dir and returns its combined output.
+func run(dir string, name string, args ...string) (string, error) {
+	return runIn(dir, nil, nil, name, args...)
+}
+
+// runIn runs a command with extra environment and optional stdin; combined output.
+func runIn(dir string, env []string, stdin io.Reader, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(bg, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.String(), err
+}
+
+// tool returns the path hack/tool.sh prints for a pinned tool (building it the first time,
+// with its progress on stderr).
+func tool(name string) string {
+	GinkgoHelper()
+	cmd := exec.Command("bash", "hack/tool.sh", name)
+	cmd.Dir = suite.root
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	Expect(err).NotTo(HaveOccurred(), "hack/tool.sh %s", name)
+	return strings.TrimSpace(string(out))
+}
+
+func mustRun(dir string, name string, args ...string) string {
+	GinkgoHelper()
+	out, err := run(dir, name, args...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// make runs a Makefile target with its output streamed (the first cluster-up compiles
+// Kubernetes for minutes: the progress must show).
+func makeTarget(target string) {
+	GinkgoHelper()
+	fmt.Fprintf(os.Stderr, "e2e: make %s\n", target)
+	cmd := exec.Command("make", "--no-print-directory", target)
+	cmd.Dir = suite.root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	Expect(cmd.Run()).To(Succeed(), "make %s", target)
+}
+
+// clusterHealthy reports whether the API server of the local cluster answers /readyz.
+func clusterHealthy() bool {
+	if _, err := os.Stat(suite.kubectl); err != nil {
+		return false
+	}
+	_, err := run(suite.root, suite.kubectl, "--kubeconfig", suite.kubeconfig, "--request-timeout=5s", "get", "--raw", "/readyz")
+	return err == nil
+}
+
+// kubectl runs bin/k8s/kubectl against the cluster.
+func kubectl(args ...string) (string, error) {
+	return run(suite.root, suite.kubectl, append([]string{"--kubeconfig", suite.kubeconfig}, args...)...)
+}
+
+// kubectlApply applies a manifest from stdin.
+func kubectlApply(manifest string) (string, error) {
+	return runIn(suite.root, nil, strings.NewReader(manifest), suite.kubectl, "--kubeconfig", suite.kubeconfig, "apply", "-f", "-")
+}
+
+func helm(args ...string) (string, error) {
+	return runIn(suite.root, []string{"KUBECONFIG=" + suite.kubeconfig}, nil, suite.helm, args...)
+}
+
+// splitImage splits repo:tag.
+func splitImage(img string) (string, string) {
+	i := strings.LastIndex(img, ":")
+	if i < 0 || strings.Contains(img[i:], "/") {
+		return img, "latest"
+	}
+	return img[:i], img[i+1:]
+}
+
+// helmValues are the --set flags of the test cluster's profile: the local images (imported
+// into containerd, never pulled), the manager on the host network reaching the API server on
+// 127.0.0.1:6443, and its ports moved off 8080/8081 so they cannot clash on the host.
+func helmValues() []string {
+	mRepo, mTag := splitImage(suite.managerImg)
+	aRepo, aTag := splitImage(suite.agentImg)
+	return []string{
+		"--set", "image.repository=" + mRepo, "--set", "image.tag=" + mTag, "--set", "image.pullPolicy=Never",
+		"--set", "agent.image.repository=" + aRepo, "--set", "agent.image.tag=" + aTag,
+		"--set", "hostNetwork=true",
+		"--set", "extraEnv[0].name=KUBERNETES_SERVICE_HOST", "--set-string", "extraEnv[0].value=127.0.0.1",
+		"--set", "extraEnv[1].name=KUBERNETES_SERVICE_PORT", "--set-string", "extraEnv[1].value=6443",
+		"--set", "metrics.port=" + strconv.Itoa(freePort()), "--set", "healthProbe.port=" + strconv.Itoa(freePort()),
+		"--set", "logLevel=debug",
+	}
+}
+
+func helmInstall() {
+	GinkgoHelper()
+	args := append([]string{"install", releaseName, filepath.Join(suite.root, "charts", "slipstream"),
+		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "3m"}, helmValues()...)
+	out, err := helm(args...)
+	fmt.Fprintln(GinkgoWriter, out)
+	Expect(err).NotTo(HaveOccurred(), "helm install")
+}
+
+// releaseInstalled reports whether the suite's Helm release exists.
+func releaseInstalled() bool {
+	out, err := helm("list", "--namespace", releaseNamespace, "--short", "--all")
+	return err == nil && strings.Contains(out, releaseName)
+}
+
+func helmUninstall() {
+	GinkgoHelper()
+	if !releaseInstalled() {
+		return
+	}
+	out, err := helm("uninstall", releaseName, "--namespace", releaseNamespace, "--wait", "--timeout", "3m")
+	fmt.Fprintln(GinkgoWriter, out)
+	Expect(err).NotTo(HaveOccurred(), "helm uninstall")
+	_, _ = kubectl("delete", "namespace", releaseNamespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
+}
+
+// removeLeftovers clears what an interrupted earlier run left: its KVFolds (while a manager
+// can still run their finalizers), its namespace and its release.
+func removeLeftovers() {
+	GinkgoHelper()
+	if releaseInstalled() {
+		By("removing a Helm release left by an earlier run")
+		deleteTestNamespace()
+		helmUninstall()
+		return
+	}
+	// Without a manager nobody runs the finalizers: drop them so the namespace can go.
+	out, _ := kubectl("get", "kvfolds", "-n", testNamespace, "-o", "name", "--ignore-not-found")
+	for _, name := range strings.Fields(out) {
+		_, _ = kubectl("patch", "-n", testNamespace, name, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+	}
+	_, _ = kubectl("delete", "namespace", testNamespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
+}
+
+// freePort returns a TCP port free on 127.0.0.1 now.
+func freePort() int {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a process the suite started; it is stopped by its PID only.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	exited chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startProc(name string, env []string, bin string, args ...string) *proc {
+	GinkgoHelper()
+	p := &proc{name: name, log: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	Expect(p.cmd.Start()).To(Succeed(), "start %s", name)
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	fmt.Fprintf(GinkgoWriter, "started %s (pid %d)\n", name, p.cmd.Process.Pid)
+	return p
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM to the recorded PID, then SIGKILL after 15 s.
+func (p *proc) stop() {
+	if p == nil || p.cmd == nil || !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// natsProc is a nats-server process with JetStream on a fixed port and store directory, so
+// it can be stopped and started again with its data.
+type natsProc struct {
+	port int
+	dir  string
+	p    *proc
+}
+
+func startNATS(dir string) *natsProc {
+	GinkgoHelper()
+	n := &natsProc{port: freePort(), dir: dir}
+	n.start()
+	return n
+}
+
+func (n *natsProc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+func (n *natsProc) start() {
+	GinkgoHelper()
+	bin := tool("nats-server")
+	n.p = startProc("nats-server:"+strconv.Itoa(n.port), nil, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+	Eventually(func() error {
+		if !n.p.running() {
+			return StopTrying("nats-server exited:\n" + n.p.log.String())
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.port), time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	}, 20*time.Second).Should(Succeed(), "nats-server accepting connections")
+}
+
+func (n *natsProc) stop() { n.p.stop() }
+
+// peers are stand-alone agents on the host, playing a second node (see the expiry spec).
+var (
+	peersMu sync.Mutex
+	peers   []*proc
+)
+
+func stopPeers() {
+	peersMu.Lock()
+	defer peersMu.Unlock()
+	for _, p := range peers {
+		p.stop()
+	}
+	peers = nil
+}
+
+// startPeerAgent runs `agent run` on the host with args and waits for its read API on
+// listen.
+func startPeerAgent(name string, env []string, listen string, args ...string) *proc {
+	GinkgoHelper()
+	p := startProc(name, env, suite.agentBin, append([]string{"run", "--listen", listen}, args...)...)
+	peersMu.Lock()
+	peers = append(peers, p)
+	peersMu.Unlock()
+	return p
+}
