@@ -136,8 +136,16 @@ func (r *KVFoldReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.reconcileRBAC(ctx, eff, nodes); err != nil {
 		return ctrl.Result{}, fmt.Errorf("rbac: %w", err)
 	}
-	return r.reconcileStatus(ctx, &fold, nodes, problems)
+	res, err := r.reconcileStatus(ctx, &fold, nodes, problems)
+	if err == nil && fold.Spec.NATS.AccountRef != nil && (res.RequeueAfter == 0 || res.RequeueAfter > accountResync) {
+		// The NACK Account is not watched (its kind may not even be installed): re-read it.
+		res.RequeueAfter = accountResync
+	}
+	return res, err
 }
+
+// accountResync is how soon an edit of a fold's NACK Account reaches its agents.
+const accountResync = time.Minute
 
 // childLabels are on every object the controller makes for a fold.
 func childLabels(fold *v1alpha1.KVFold, component string) map[string]string {
