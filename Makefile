@@ -38,8 +38,6 @@ TEST_TIMEOUT ?= 20m
 GOTEST_FLAGS ?=
 # How long `make test` runs each fuzz target (go test -fuzztime).
 FUZZTIME ?= 10s
-# How many iterations (or how long) `make bench` runs each benchmark (go test -benchtime).
-BENCHTIME ?= 1x
 
 # Binaries are static so they can be packed into images without a libc.
 BUILD_CGO_ENABLED ?= 0
@@ -129,8 +127,8 @@ test-chart: chart-tools ## helm lint + helm template of charts/slipstream compar
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./test/chart/...
 
 .PHONY: bench
-bench: ## Run every benchmark once (BENCHTIME=1x); SLIPSTREAM_BENCH_KEYS is passed through.
-	BENCHTIME=$(BENCHTIME) GO=$(GO) $(if $(SLIPSTREAM_BENCH_KEYS),SLIPSTREAM_BENCH_KEYS=$(SLIPSTREAM_BENCH_KEYS)) hack/bench.sh
+bench: ## Run every benchmark (each area in its own process) and write docs/benchmarks.md + docs/bench-restart.png; QUICK=1: scaled-down smoke run into _output/bench-quick.
+	GO=$(GO) $(if $(QUICK),QUICK=$(QUICK)) $(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY)) hack/bench.sh
 
 ##@ Build
 

@@ -31,6 +31,17 @@ func Keys(def int) int {
 // Key is the name of the i-th fixture key.
 func Key(i int) string { return fmt.Sprintf("k.%07d", i) }
 
+// Value is the value Publish writes for the i-th key it publishes: ValueSize bytes, the first
+// one byte(i), the rest zero. Benchmarks that build a fold directly in a store use it so the
+// store holds exactly what the bucket holds.
+func Value(i int) []byte {
+	v := make([]byte, ValueSize)
+	setValue(v, i)
+	return v
+}
+
+func setValue(v []byte, i int) { v[0] = byte(i) }
+
 // Server starts a nats-server in a fresh temporary directory. The caller shuts it down.
 func Server() (*natstest.Server, *kv.Conn, error) {
 	dir, err := os.MkdirTemp("", "slipstream-bench-")
@@ -79,7 +90,7 @@ func Publish(conn *kv.Conn, bucket string, keys []string) error {
 		}
 	}
 	for i, k := range keys {
-		val[0] = byte(i)
+		setValue(val, i)
 		if _, err := js.PublishAsync("$KV."+bucket+"."+k, val); err != nil {
 			return err
 		}
