@@ -28,12 +28,16 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if st.Cursor < s.st.Cursor && !st.Resyncing {
 		return fmt.Errorf("apply: %w: cursor %d is below %d", fold.ErrCursorRegression, st.Cursor, s.st.Cursor)
 	}
-	var buf []byte
+	buf := s.logBuf(muts)
 	for _, m := range muts {
 		buf = appendMutation(buf, m)
 	}
 	buf = appendCursor(buf, st)
-	if err := s.append(buf); err != nil {
+	err := s.append(buf)
+	if cap(buf) <= maxKeptLogBuf {
+		s.buf = buf[:0]
+	}
+	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
 	for _, m := range muts {
@@ -43,6 +47,24 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	s.publish()
 	s.maybeCompact()
 	return nil
+}
+
+// maxKeptLogBuf bounds the encoding buffer a store keeps between Applies: catch-up batches
+// (10k updates of a few hundred bytes) reuse it; a rare batch of huge values does not pin
+// its size.
+const maxKeptLogBuf = 8 << 20
+
+// logBuf returns an empty buffer with room for the records of muts and the cursor, so
+// encoding a batch neither grows nor (usually) allocates it. Called with mu held.
+func (s *Store) logBuf(muts []fold.Mutation) []byte {
+	n := recordOverhead + cursorLen + cursorFlagLen
+	for i := range muts {
+		n += recordOverhead + len(muts[i].Key) + len(muts[i].Value)
+	}
+	if cap(s.buf) < n {
+		return make([]byte, 0, n)
+	}
+	return s.buf[:0]
 }
 
 // append writes buf at the log's end and syncs per the options. On failure it cuts the

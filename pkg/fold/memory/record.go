@@ -21,6 +21,10 @@ const (
 	cursorLen     = 8  // a stream sequence, big-endian
 	cursorFlagLen = 1  // optional flags byte after the sequence
 	flagResyncing = 0x01
+
+	// recordOverhead bounds the bytes a record adds to its key and value: crc, type,
+	// key and value lengths, version length and a revision.
+	recordOverhead = 4 + 1 + 2 + 4 + 1 + revisionLen
 )
 
 func appendHeader(b []byte) []byte {

@@ -39,7 +39,8 @@ type Store struct {
 	counts counts
 	st     fold.State
 	f      *os.File
-	broken error // set when the log's end is unknown after a failed write: Apply refuses
+	broken error  // set when the log's end is unknown after a failed write: Apply refuses
+	buf    []byte // Apply's encoding buffer, reused (see maxKeptLogBuf)
 
 	compactions  atomic.Int64 // completed compactions
 	compacting   bool

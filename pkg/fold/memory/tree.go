@@ -56,18 +56,20 @@ func (c counts) compactedSize() int64 {
 	return int64(headerLen) + int64(c.liveBytes+c.live*putOverhead+c.tombKeyBytes+c.tombstones*delOverhead) + 5 + 1 + cursorLen + cursorFlagLen
 }
 
-// apply folds m into t, keeping c exact.
+// apply folds m into t, keeping c exact. One tree operation per mutation: the entry it
+// replaces or removes comes back from the insert or delete.
 func (c *counts) apply(t *tree, m fold.Mutation) {
-	if _, old, ok := t.Get(m.Key); ok {
-		c.remove(m.Key, old)
-	}
 	switch m.Op {
 	case fold.MutPut, fold.MutDelete:
 		k, s := newEntry(m.Key, m.Revision, m.Op == fold.MutPut, m.Value)
-		t.ReplaceOrInsert(k, s)
+		if ok, old, replaced := t.ReplaceOrInsert(k, s); replaced {
+			c.remove(ok, old)
+		}
 		c.add(k, s)
 	case fold.MutForget:
-		t.Delete(m.Key)
+		if ok, old, removed := t.Delete(m.Key); removed {
+			c.remove(ok, old)
+		}
 	}
 }
 
