@@ -40,22 +40,28 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if endResync {
 		b = s.db.NewIndexedBatch()
 	} else {
-		b = s.db.NewBatch()
+		// Sized up front (a catch-up batch of 10k updates is a few MiB): no growing and
+		// copying while it is filled; pooled with its buffer for the next Apply.
+		b = s.db.NewBatchWithSize(batchSize(muts), pebble.WithMaxRetainedSizeBytes(maxKeptBatch))
 	}
 	defer b.Close()
 	// The counts need what each mutation replaces: from the store for the first mutation
-	// of a key, from this batch for later ones.
-	inBatch := make(map[string]prior, len(muts))
-	var k []byte
+	// of a key, from this batch for later ones (a blind batch needs neither). The map is
+	// the store's, reused: no map growth per batch.
+	inBatch := s.inBatch
+	defer clear(inBatch)
+	k := s.keyBuf[:0]
+	defer func() { s.keyBuf = k[:0] }()
 	for _, mu := range muts {
 		k = append(append(k[:0], prefixEntry), mu.Key...)
-		p, ok := inBatch[mu.Key]
-		if blind {
-			p = prior{}
-		} else if !ok && !mu.Fresh {
-			var err error
-			if p, err = s.prior(k); err != nil {
-				return fmt.Errorf("apply: %w", err)
+		var p prior
+		if !blind {
+			var ok bool
+			if p, ok = inBatch[mu.Key]; !ok && !mu.Fresh {
+				var err error
+				if p, err = s.prior(k); err != nil {
+					return fmt.Errorf("apply: %w", err)
+				}
 			}
 		}
 		if p.exists {
@@ -78,7 +84,9 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 		if err != nil {
 			return wrapErr("apply", err)
 		}
-		inBatch[mu.Key] = p
+		if !blind {
+			inBatch[mu.Key] = p
+		}
 	}
 	if endResync {
 		c, err := recount(b)
@@ -103,6 +111,21 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	}
 	s.meta.Store(&m)
 	return nil
+}
+
+// maxKeptBatch bounds the batch buffer Pebble's batch pool keeps for reuse (catch-up
+// batches are a few MiB; a batch of huge values is not kept).
+const maxKeptBatch = 8 << 20
+
+// batchSize is an upper bound of the encoded size of a batch of muts plus the state and
+// counts records: per record a kind byte and two varint lengths.
+func batchSize(muts []fold.Mutation) int {
+	const record = 1 + 2*binary.MaxVarintLen32
+	n := 12 + 2*record + len(keyState) + 9 + len(keyCounts) + 24 // header, state, counts
+	for i := range muts {
+		n += record + 1 + len(muts[i].Key) + valueHeader + len(muts[i].Value)
+	}
+	return n
 }
 
 // setEntry adds an entry to the batch, encoding it in place (see encodeValue).

@@ -30,8 +30,10 @@ type Store struct {
 	guard storekit.Guard
 	meta  atomic.Pointer[meta] // state and counts of the last Apply
 
-	mu      sync.Mutex // serialises Apply
-	snapsMu sync.Mutex // guards snaps (not mu: taking a snapshot never waits for Apply)
+	mu      sync.Mutex       // serialises Apply
+	inBatch map[string]prior // Apply's: what each key of the batch holds so far
+	keyBuf  []byte           // Apply's: the prefixed key being written
+	snapsMu sync.Mutex       // guards snaps (not mu: taking a snapshot never waits for Apply)
 	snaps   map[*Snapshot]struct{}
 }
 
@@ -70,7 +72,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, wrapErr("open pebble fold store "+dir, err)
 	}
-	s := &Store{db: db, opts: opts, snaps: map[*Snapshot]struct{}{}}
+	s := &Store{db: db, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]prior{}}
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open pebble fold store %s: %w", dir, err)
