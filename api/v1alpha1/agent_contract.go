@@ -48,5 +48,10 @@ const (
 	AgentTLSSecretDir = "/etc/slipstream/tls"
 )
 
+// ExportNowHandledAnnotation on the export Lease: the ExportNowAnnotation value the Lease
+// holder last exported for (written by the agents; a new holder does not export again for
+// a value handled before it took over).
+const ExportNowHandledAnnotation = "slipstream.dev/export-now-handled"
+
 // ExportLeaseName is the name of a fold's export Lease.
 func ExportLeaseName(fold string) string { return fold + "-export" }

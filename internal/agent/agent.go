@@ -51,6 +51,8 @@ type Agent struct {
 	// restartLoop asks runFold to restart the applied-watch loop (the bucket was
 	// recreated under it: a new watch's verified resume then detects and repairs it).
 	restartLoop chan struct{}
+	// cluster is the in-cluster side (KVFoldNode status, export Lease); nil standalone.
+	cluster *cluster
 }
 
 type storeRef struct{ s fold.Store }
@@ -64,6 +66,9 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	a.tracker = newTracker(cfg, time.Now, func(old, p Phase) {
 		a.metrics.setPhase(p)
 		a.log.Info("phase changed", "from", string(old), logPhase, string(p))
+		if a.cluster != nil {
+			a.cluster.phaseChanged()
+		}
 	})
 	a.tracker.keys = func() (uint64, bool) {
 		st, ok := a.stats()
@@ -99,6 +104,19 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		Scope: cfg.Prefixes, Token: token, RateLimit: cfg.RateLimit, MaxWatchers: cfg.MaxWatchers,
 		Export: exportNow,
 	})
+	if cfg.Cluster != nil {
+		k, err := newCluster(*cfg.Cluster, a, log)
+		if err != nil {
+			if a.loc != nil {
+				_ = a.loc.Close()
+			}
+			return nil, err
+		}
+		a.cluster = k
+		if a.exports != nil && k.elector != nil {
+			a.exports.gate = k.elector
+		}
+	}
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		if a.loc != nil {
@@ -149,7 +167,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("read API listening", "addr", a.Addr())
 
 	var wg sync.WaitGroup
+	// The cluster side outlives the fold loop: its last status write carries the drained
+	// cursor, and it releases the export Lease after the exports ended.
+	var kwg sync.WaitGroup
+	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer kcancel()
+	if a.cluster != nil {
+		kwg.Add(1)
+		go func() {
+			defer kwg.Done()
+			a.cluster.run(kctx)
+		}()
+	}
 	err := a.runFold(ctx, &wg)
+	kcancel()
+	kwg.Wait()
 
 	// Shutdown: the loop has drained; end streams, stop serving, close the store.
 	a.ring.close()
@@ -323,14 +355,13 @@ func quarantine(dir string) (string, error) {
 func (a *Agent) connect(ctx context.Context) *kv.Conn {
 	bo := newBackoff()
 	for {
-		conn, err := kv.Connect(ctx, kv.Options{
-			URLs:           a.cfg.NATSURLs,
-			Name:           "slipstream-agent/" + a.cfg.Bucket,
-			CredsFile:      a.cfg.CredsFile,
-			ConnectTimeout: 2 * time.Second,
-			DrainTimeout:   3 * time.Second,
-			Logger:         a.log,
-		})
+		opts, err := a.cfg.connectOptions() // reads the credential files (rotated Secrets)
+		var conn *kv.Conn
+		if err == nil {
+			opts.Name = "slipstream-agent/" + a.cfg.Bucket
+			opts.ConnectTimeout, opts.DrainTimeout, opts.Logger = 2*time.Second, 3*time.Second, a.log
+			conn, err = kv.Connect(ctx, opts)
+		}
 		if err == nil {
 			a.tracker.clearCause(causeConnect)
 			a.log.Info("connected to nats")
@@ -414,15 +445,23 @@ func (a *Agent) healthLoop(ctx context.Context, conn *kv.Conn, b *kv.Bucket) {
 }
 
 // backoff is a jittered exponential backoff.
-type backoff struct{ d time.Duration }
+type backoff struct{ d, max time.Duration }
 
-func newBackoff() *backoff { return &backoff{d: backoffMin} }
+func newBackoff() *backoff { return &backoff{d: backoffMin, max: backoffMax} }
 
-// sleep waits the next delay (full jitter between d/2 and d); false when ctx ended.
-func (b *backoff) sleep(ctx context.Context) bool {
+// next returns the next delay (jitter between d/2 and d) and doubles d up to max.
+func (b *backoff) next() time.Duration {
 	d := b.d/2 + rand.N(b.d/2+1)
-	b.d = min(2*b.d, backoffMax)
-	t := time.NewTimer(d)
+	b.d = min(2*b.d, b.max)
+	return d
+}
+
+// reset starts the delays from the minimum again.
+func (b *backoff) reset() { b.d = backoffMin }
+
+// sleep waits the next delay; false when ctx ended.
+func (b *backoff) sleep(ctx context.Context) bool {
+	t := time.NewTimer(b.next())
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -54,6 +54,10 @@ type Config struct {
 	LogFormat   string        // text or json
 	FoldFile    string        // the manifest the spec came from, if any
 
+	// NATS authentication and TLS from files (all optional; see natsauth.go). At most one
+	// of CredsFile, NATSAuth.NKeySeedFile, the user/password pair and the token file.
+	NATSAuth NATSAuth
+
 	// Exports (all optional). With ExportURL set the agent seeds an empty or expired fold
 	// from the newest usable export there and accepts POST /v1/export; with an interval or
 	// a schedule as well it exports on its own while it holds the export lease.
@@ -65,6 +69,11 @@ type Config struct {
 	ExportGrace       time.Duration // exports younger than this are never deleted
 	ExportLeaseBucket string        // NATS KV bucket holding the export lease
 	ExportHolder      string        // this exporter's name in the lease (never a secret)
+
+	// Cluster is set when the agent runs in a KVFold's DaemonSet (SLIPSTREAM_KVFOLD_NAME
+	// set): it then reports to its KVFoldNode and elects the exporter with the fold's
+	// Lease (cluster.go). nil: standalone.
+	Cluster *ClusterConfig
 }
 
 // ConfigError is an invalid command line or configuration: the process exits with
@@ -98,6 +107,8 @@ func (l listFlag) Set(s string) error {
 // rawRun holds the run flags as given, before validation.
 type rawRun struct {
 	natsURL, credsFile, bucket, backend, dataDir, listen string
+	nkeySeedFile, userFile, passwordFile, natsTokenFile  string
+	tlsCAFile, tlsCertFile, tlsKeyFile                   string
 	prefixes                                             []string
 	batchWindow                                          string
 	batchMax                                             string
@@ -114,6 +125,13 @@ func runFlagSet(r *rawRun, out io.Writer) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.StringVar(&r.natsURL, "nats-url", "", "NATS server URL(s), comma separated (required unless in --fold-file)")
 	fs.StringVar(&r.credsFile, "creds-file", "", "NATS credentials (.creds) file; re-read on reconnect")
+	fs.StringVar(&r.nkeySeedFile, "nkey-seed-file", "", "NATS NKey user seed file (instead of --creds-file)")
+	fs.StringVar(&r.userFile, "nats-user-file", "", "file holding the NATS user name (with --nats-password-file)")
+	fs.StringVar(&r.passwordFile, "nats-password-file", "", "file holding the NATS password (with --nats-user-file)")
+	fs.StringVar(&r.natsTokenFile, "nats-token-file", "", "file holding a NATS authentication token")
+	fs.StringVar(&r.tlsCAFile, "tls-ca-file", "", "PEM CA bundle to verify the NATS server with (turns TLS on)")
+	fs.StringVar(&r.tlsCertFile, "tls-cert-file", "", "PEM client certificate for NATS (with --tls-key-file; both may name missing files: no client certificate)")
+	fs.StringVar(&r.tlsKeyFile, "tls-key-file", "", "PEM client key for NATS (with --tls-cert-file)")
 	fs.StringVar(&r.bucket, "bucket", "", "JetStream KV bucket to fold (required unless in --fold-file)")
 	fs.Var(listFlag{&r.prefixes}, "prefix", "fold only keys under this prefix, ending in \".\" (repeatable; env: comma separated); default: whole bucket")
 	fs.StringVar(&r.backend, "backend", DefaultBackend, "fold store backend: pebble or memory")
@@ -196,7 +214,14 @@ func ParseRun(args []string, getenv func(string) (string, bool), usageOut io.Wri
 			return Config{}, err
 		}
 	}
-	return r.validate()
+	c, err := r.validate()
+	if err != nil {
+		return Config{}, err
+	}
+	if c.Cluster, err = parseClusterEnv(getenv, c.ExportURL != ""); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
 
 func runUsage(fs *flag.FlagSet) {
@@ -299,6 +324,9 @@ func (r *rawRun) validate() (Config, error) {
 		if err := readableFile("--creds-file", c.CredsFile); err != nil {
 			return Config{}, err
 		}
+	}
+	if c.NATSAuth, err = r.validateNATSAuth(c.NATSURLs); err != nil {
+		return Config{}, err
 	}
 	if c.TokenFile != "" {
 		if _, err := readToken(c.TokenFile); err != nil {
@@ -503,23 +531,7 @@ func readableFile(name, path string) error {
 }
 
 // readToken reads the bearer token of --token-file (surrounding whitespace trimmed).
-func readToken(path string) (string, error) {
-	if err := readableFile("--token-file", path); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", configErrorf("--token-file %q: unreadable: %v", path, err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", configErrorf("--token-file %q: holds only whitespace", path)
-	}
-	if strings.ContainsAny(tok, " \t\r\n") {
-		return "", configErrorf("--token-file %q: token must be one line without spaces", path)
-	}
-	return tok, nil
-}
+func readToken(path string) (string, error) { return readSecretLine("--token-file", path) }
 
 // validateExport checks the export flags into c.
 func (r *rawRun) validateExport(c *Config) error {

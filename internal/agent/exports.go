@@ -45,13 +45,36 @@ var (
 	errExportNotReady = errors.New("exports not ready: not connected to NATS and the export lease bucket yet, or the agent is stopping")
 )
 
+// exportOutcome is how one export ended.
+type exportOutcome int
+
+const (
+	exportDone    exportOutcome = iota // uploaded (retention may have failed)
+	exportFailed                       // failed: recorded in lastExportError
+	exportAborted                      // shutdown, or the lease was lost or held by another
+)
+
+// leaderGate is the export election in a cluster (the fold's Kubernetes Lease): leader
+// returns a context that ends when this agent stops holding the Lease, and false when it
+// does not hold it now.
+type leaderGate interface {
+	leader() (context.Context, bool)
+	describe() string // who holds the Lease, for messages
+}
+
+// errLostLease is the cause of an export's context when the agent lost the Kubernetes
+// export Lease during the export.
+var errLostLease = errors.New("lost the export Lease")
+
 // exporter runs exports for the agent: on its schedule and on demand, one at a time, only
-// while holding the NATS KV lease.
+// while holding the export lease: the NATS KV lease standalone, the fold's Kubernetes
+// Lease in a cluster (gate).
 type exporter struct {
 	a     *Agent
 	loc   *export.Location
 	log   *slog.Logger
 	store func() fold.Store
+	gate  leaderGate // nil: standalone (NATS KV lease)
 
 	mu      sync.Mutex
 	running bool
@@ -72,6 +95,19 @@ func (e *exporter) ensure(ctx context.Context, conn *kv.Conn) error {
 		return nil
 	}
 	cfg := e.a.cfg
+	meta := export.Meta{Bucket: cfg.Bucket, Scope: kv.Scope{Prefixes: cfg.Prefixes}, Backend: cfg.Backend}
+	retention := export.Retention{Keep: cfg.ExportRetain, Grace: cfg.ExportGrace}
+	if e.gate != nil {
+		// In a cluster the Kubernetes Lease elects the exporter (startWith checks it).
+		ex, err := export.NewExporter(export.ExporterConfig{Location: e.loc, Meta: meta, Retention: retention, Logger: e.log})
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		e.ex = ex
+		e.mu.Unlock()
+		return nil
+	}
 	lb, err := conn.Bucket(ctx, cfg.ExportLeaseBucket)
 	if errors.Is(err, kv.ErrBucketNotFound) {
 		lb, err = conn.CreateBucket(ctx, kv.BucketConfig{Name: cfg.ExportLeaseBucket})
@@ -88,8 +124,8 @@ func (e *exporter) ensure(ctx context.Context, conn *kv.Conn) error {
 	}
 	ex, err := export.NewExporter(export.ExporterConfig{
 		Location:  e.loc,
-		Meta:      export.Meta{Bucket: cfg.Bucket, Scope: kv.Scope{Prefixes: cfg.Prefixes}, Backend: cfg.Backend},
-		Retention: export.Retention{Keep: cfg.ExportRetain, Grace: cfg.ExportGrace},
+		Meta:      meta,
+		Retention: retention,
 		Lease:     lease,
 		Logger:    e.log,
 	})
@@ -163,6 +199,12 @@ func (e *exporter) nextFunc() func(time.Time) time.Time {
 // errExportDisabled, errExportBusy, errNotLive, export.ErrLeaseHeld (another agent
 // exports), or the lease store's error.
 func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
+	return e.startWith(reqCtx, onDemand, nil)
+}
+
+// startWith is start, and then calls finished (if not nil) with the outcome of the export
+// it started.
+func (e *exporter) startWith(reqCtx context.Context, onDemand bool, finished func(exportOutcome)) error {
 	e.mu.Lock()
 	ex, lease, runCtx := e.ex, e.lease, e.ctx
 	if ex == nil || runCtx == nil || e.closed {
@@ -195,9 +237,18 @@ func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
 		m.exports.WithLabelValues(exportSkipped).Inc()
 		return errUnchanged
 	}
-	actx, cancel := context.WithTimeout(reqCtx, leaseAcquireTimout)
-	err := lease.Acquire(actx)
-	cancel()
+	var leaderCtx context.Context // in a cluster: ends when the Lease is lost
+	var err error
+	if e.gate != nil {
+		var ok bool
+		if leaderCtx, ok = e.gate.leader(); !ok {
+			err = fmt.Errorf("%w: %s", export.ErrLeaseHeld, e.gate.describe())
+		}
+	} else {
+		actx, cancel := context.WithTimeout(reqCtx, leaseAcquireTimout)
+		err = lease.Acquire(actx)
+		cancel()
+	}
 	if err != nil {
 		done()
 		if errors.Is(err, export.ErrLeaseHeld) {
@@ -221,35 +272,54 @@ func (e *exporter) start(reqCtx context.Context, onDemand bool) error {
 	go func() {
 		defer wg.Done()
 		defer done()
-		e.exportOnce(runCtx, ex, onDemand)
+		ctx := runCtx
+		if leaderCtx != nil {
+			lctx, cancel := context.WithCancelCause(runCtx)
+			defer cancel(nil)
+			stop := context.AfterFunc(leaderCtx, func() { cancel(errLostLease) })
+			defer stop()
+			ctx = lctx
+		}
+		out := e.exportOnce(ctx, ex, onDemand)
+		if finished != nil {
+			finished(out)
+		}
 	}()
 	return nil
 }
 
 // exportOnce runs one export and records its outcome. A failure is counted, logged and
-// shown in lastError; the next tick retries.
-func (e *exporter) exportOnce(ctx context.Context, ex *export.Exporter, onDemand bool) {
+// shown in lastError and lastExportError; the next tick retries. An export aborted because
+// the lease was lost is not a failure: names carry the cursor, so the upload it abandoned
+// can never regress the newest export, and the new holder exports next.
+func (e *exporter) exportOnce(ctx context.Context, ex *export.Exporter, onDemand bool) exportOutcome {
+	attempt := time.Now().UTC()
 	e.a.storeMu.RLock() // the store is not replaced (seeded) while its snapshot is read
 	st := e.store()
 	if st == nil {
 		e.a.storeMu.RUnlock()
-		return
+		return exportAborted
 	}
 	res, err := ex.Export(ctx, st)
 	e.a.storeMu.RUnlock()
 	m := e.a.metrics
 	if err != nil && res.Object.Key == "" {
 		if ctx.Err() != nil {
-			return // shutting down
+			if errors.Is(context.Cause(ctx), errLostLease) {
+				m.exports.WithLabelValues(exportSkipped).Inc()
+				e.log.Warn("lost the export Lease during the export: upload abandoned (it cannot regress the newest export)", logError, err)
+			}
+			return exportAborted // shutting down, or the lease was lost
 		}
-		if errors.Is(err, export.ErrLeaseHeld) {
+		if errors.Is(err, export.ErrLeaseHeld) || errors.Is(err, export.ErrLeaseLost) {
 			m.exports.WithLabelValues(exportSkipped).Inc()
-			return
+			return exportAborted
 		}
 		m.exports.WithLabelValues(exportFailure).Inc()
 		e.a.tracker.noteError(fmt.Errorf("export failed: %w", err))
+		e.a.tracker.exportAttempt(attempt, err.Error())
 		e.log.Error("export failed; retrying at the next tick", logError, err, "onDemand", onDemand)
-		return
+		return exportFailed
 	}
 	now := time.Now()
 	info := ExportInfo{Object: res.Object.Key, Cursor: res.Summary.Header.Cursor, Keys: res.Summary.Header.Live,
@@ -260,12 +330,14 @@ func (e *exporter) exportOnce(ctx context.Context, ex *export.Exporter, onDemand
 	m.exports.WithLabelValues(exportSuccess).Inc()
 	m.lastExport.Set(float64(now.UnixNano()) / 1e9)
 	e.a.tracker.setLastExport(info)
+	e.a.tracker.exportAttempt(attempt, "")
 	e.log.Info("export done", "object", info.Object, logCursor, info.Cursor, "keys", info.Keys, "bytes", info.Bytes,
 		"pruned", len(res.Pruned), "onDemand", onDemand)
 	if err != nil { // uploaded; retention failed
 		e.a.tracker.noteError(fmt.Errorf("export retention: %w", err))
 		e.log.Warn("export uploaded but retention failed", logError, err)
 	}
+	return exportDone
 }
 
 // release gives the lease up at shutdown so another agent can take over at once.

@@ -55,6 +55,10 @@ type Status struct {
 	PhaseSince         time.Time `json:"phaseSince"`
 	// LastExport is the last successful export by this agent (absent: none yet).
 	LastExport *ExportInfo `json:"lastExport,omitempty"`
+	// LastExportAttempt is when this agent's last export that ran to an end (success or
+	// failure) started; LastExportError says why it failed (empty: it succeeded).
+	LastExportAttempt *time.Time `json:"lastExportAttempt,omitempty"`
+	LastExportError   string     `json:"lastExportError,omitempty"`
 }
 
 // tracker owns the lifecycle state machine. It is the loop's fold.Observer (through
@@ -173,6 +177,15 @@ func (t *tracker) setLastExport(e ExportInfo) {
 	t.mu.Unlock()
 }
 
+// exportAttempt records the outcome of an export that started at start: failure is ""
+// when it succeeded.
+func (t *tracker) exportAttempt(start time.Time, failure string) {
+	t.mu.Lock()
+	t.st.LastExportAttempt = &start
+	t.st.LastExportError = failure
+	t.mu.Unlock()
+}
+
 // snapshot returns a copy of the status.
 func (t *tracker) snapshot() Status {
 	t.mu.Lock()
@@ -182,6 +195,10 @@ func (t *tracker) snapshot() Status {
 	if s.LastExport != nil {
 		e := *s.LastExport
 		s.LastExport = &e
+	}
+	if s.LastExportAttempt != nil {
+		at := *s.LastExportAttempt
+		s.LastExportAttempt = &at
 	}
 	if t.keys != nil {
 		if n, ok := t.keys(); ok {

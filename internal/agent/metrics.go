@@ -28,6 +28,7 @@ type metrics struct {
 	lastExport    prometheus.Gauge
 	exports       *prometheus.CounterVec
 	quarantined   prometheus.Counter
+	statusWrites  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -75,6 +76,8 @@ func newMetrics() *metrics {
 	f(m.watchCutoffs)
 	m.quarantined = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "slipstream", Name: "store_quarantined_total", Help: "Corrupted fold stores moved aside and re-synced from NATS."})
 	f(m.quarantined)
+	m.statusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "slipstream", Name: "status_writes_total", Help: "KVFoldNode status writes to the Kubernetes API (cluster mode), by result (success, failure)."}, []string{"result"})
+	f(m.statusWrites)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, p := range AllPhases {
