@@ -175,10 +175,39 @@ demo-down: ## Stop the demo and remove what it started (hack/demo-down.sh).
 	@test -f hack/demo-down.sh || { echo "demo-down: hack/demo-down.sh does not exist yet (it arrives with the agent)" >&2; exit 1; }
 	LOCALBIN=$(LOCALBIN) bash hack/demo-down.sh
 
+##@ Local cluster
+
+# Images packed without a registry (hack/imagepack) and imported into the cluster's containerd;
+# Pods use them with imagePullPolicy IfNotPresent or Never.
+IMAGE_TAG ?= dev
+MANAGER_IMAGE ?= slipstream/manager:$(IMAGE_TAG)
+AGENT_IMAGE ?= slipstream/agent:$(IMAGE_TAG)
+PAUSE_IMAGE ?= slipstream/pause:$(IMAGE_TAG)
+# State of the local cluster (outside the clone): kubeconfig, cluster.env, logs, containerd.
+SLIPSTREAM_CLUSTER_DIR ?= /var/tmp/slipstream-cluster
+CLUSTER_ENV = LOCALBIN=$(LOCALBIN) GO=$(GO) SLIPSTREAM_CLUSTER_DIR=$(SLIPSTREAM_CLUSTER_DIR) \
+	MANAGER_IMAGE=$(MANAGER_IMAGE) AGENT_IMAGE=$(AGENT_IMAGE) PAUSE_IMAGE=$(PAUSE_IMAGE)
+
+.PHONY: images
+images: ## Build the manager, agent and pause images (bin/images/*.tar); import them if the local cluster runs.
+	@$(CLUSTER_ENV) hack/cluster/images.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the one-node local cluster with the images imported (root; the first run builds Kubernetes, ~14 min).
+	@$(CLUSTER_ENV) hack/cluster-up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and undo every host change it made.
+	@$(CLUSTER_ENV) hack/cluster-down.sh
+
+.PHONY: cluster-smoke
+cluster-smoke: nats-server nats ## Check the running local cluster: an agent DaemonSet and a manager Pod on the host network (hack/cluster/smoke.sh).
+	@$(CLUSTER_ENV) hack/cluster/smoke.sh
+
 ##@ Tools
 
 .PHONY: tools
-tools: controller-gen golangci-lint nats-server nats weed ## Build (once per version) and link every pinned tool into ./bin.
+tools: controller-gen golangci-lint nats-server nats helm weed ## Build (once per version) and link every pinned tool into ./bin.
 
 .PHONY: controller-gen
 controller-gen: ## Ensure bin/controller-gen (CONTROLLER_TOOLS_VERSION).
@@ -195,6 +224,10 @@ nats-server: ## Ensure bin/nats-server (NATS_SERVER_VERSION), for end-to-end tes
 .PHONY: nats
 nats: ## Ensure bin/nats, the NATS CLI (NATSCLI_VERSION).
 	@hack/tool.sh nats >/dev/null
+
+.PHONY: helm
+helm: ## Ensure bin/helm (HELM_VERSION), for the chart and the local cluster (~3 min cold).
+	@hack/tool.sh helm >/dev/null
 
 .PHONY: weed
 weed: ## Ensure bin/weed, SeaweedFS (SEAWEEDFS_VERSION): the real S3 server for the export tests (~4 min cold).

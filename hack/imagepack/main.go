@@ -291,6 +291,10 @@ func writeAtomically(out string, tag name.Tag, img v1.Image) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write image: %w", err)
 	}
+	// CreateTemp makes the file 0600; an image is no secret.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("write image: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return fmt.Errorf("write image: %w", err)
 	}
