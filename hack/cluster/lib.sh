@@ -45,7 +45,8 @@ SAVED_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on
 	kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward)
 # Host directories containerd 1.6 and kubelet create outside the state directory no matter
 # how they are configured; removed on teardown when cluster-up found them missing.
-HOST_DIRS=(/run/containerd /var/lib/cni /var/log/containers)
+# (/var/lib/kubelet: the device-plugin socket; /var/log/containers: log symlinks.)
+HOST_DIRS=(/run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers)
 
 log() { echo "cluster: $*" >&2; }
 die() {

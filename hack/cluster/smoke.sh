@@ -8,6 +8,7 @@
 #      DirectoryOrCreate hostPath under the state directory, readOnlyRootFilesystem, all
 #      capabilities dropped. It must turn Ready (its /readyz probe) and serve greeting=hello
 #      on its read API at 127.0.0.1.
+#   2b. A Pod on the CNI bridge network gets an address in the Pod CIDR and runs to completion.
 #   3. A manager Pod as the chart will run it on this cluster: hostNetwork, runAsNonRoot,
 #      readOnlyRootFilesystem, KUBERNETES_SERVICE_HOST/PORT=127.0.0.1/6443 and its
 #      ServiceAccount token (bound to cluster-admin for the smoke test only), with the CRDs
@@ -111,6 +112,28 @@ got="$(curl -fsS "http://127.0.0.1:${agent_port}/v1/keys/greeting")" || die "smo
 [[ -d "${SMOKE}/agent-data/fold" ]] || die "smoke: the fold is not on the host path ${SMOKE}/agent-data/fold"
 kubectl -n "$NS" logs daemonset/smoke-agent --tail=1 >/dev/null || die "smoke: kubectl logs (API server -> kubelet) failed"
 log "smoke: PASS agent (image ${AGENT_IMAGE}, hostNetwork, hostPath) serves greeting=hello from its fold"
+
+# ---- 2b. a Pod on the CNI bridge network -------------------------------------------------------
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: smoke-podnet, namespace: ${NS}}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  containers:
+  - {name: agent, image: ${AGENT_IMAGE}, imagePullPolicy: Never, args: [help]}
+EOF
+phase=""
+for _ in $(seq 240); do
+	phase="$(kubectl -n "$NS" get pod smoke-podnet -o 'jsonpath={.status.phase}')"
+	[[ "$phase" == Succeeded || "$phase" == Failed ]] && break
+	sleep 0.25
+done
+[[ "$phase" == Succeeded ]] || die "smoke: pod-network Pod is ${phase:-not started}: $(kubectl -n "$NS" describe pod smoke-podnet 2>&1 | tail -n 15)"
+pod_ip="$(kubectl -n "$NS" get pod smoke-podnet -o 'jsonpath={.status.podIP}')"
+[[ "$pod_ip" == "${POD_CIDR%.*}."* ]] || die "smoke: pod-network Pod got IP '${pod_ip}', want one in ${POD_CIDR}"
+log "smoke: PASS pod network (bridge ${CNI_BRIDGE}): a Pod got ${pod_ip} and ran to completion"
 
 # ---- 3. manager Pod against 127.0.0.1:6443 ------------------------------------------------------
 for c in "${root}"/config/crd/bases/*.yaml; do
