@@ -51,6 +51,12 @@ type Options struct {
 	RetryOnFailedConnect bool
 	// DrainTimeout bounds Close (default 10s).
 	DrainTimeout time.Duration
+	// PingInterval is how often the client pings the server (default 5s). A connection
+	// that leaves two pings unanswered is closed and re-established, so a peer that went
+	// away without a close (a half-open TCP connection after a partition, a NAT or
+	// conntrack entry dropped) is noticed within about three intervals instead of the
+	// nats.go default of minutes.
+	PingInterval time.Duration
 	// Logger receives connection events (never credentials). Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -238,11 +244,17 @@ func (o Options) natsOptions() ([]nats.Option, []string, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
+	ping := o.PingInterval
+	if ping <= 0 {
+		ping = 5 * time.Second
+	}
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.Timeout(timeout),
 		nats.CustomReconnectDelay(backoff(wait, maxWait)),
+		nats.PingInterval(ping),
+		nats.MaxPingsOutstanding(2),
 		nats.RetryOnFailedConnect(o.RetryOnFailedConnect),
 		// Keep publishes made while reconnecting bounded; callers get errors, not unbounded RAM.
 		nats.ReconnectBufSize(8 << 20),

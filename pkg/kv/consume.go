@@ -13,7 +13,10 @@ import (
 func (w *Watcher) onMsg(msg jetstream.Msg) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	// After the watch failed (ctx cancelled) the consumer may still deliver until it is
+	// stopped: nothing more may reach Updates, or a gap the failure reported would be
+	// skipped silently.
+	if w.closed || w.ctx.Err() != nil {
 		return
 	}
 	if err := w.handle(msg); err != nil && !errors.Is(err, errStopped) {
@@ -43,6 +46,9 @@ var errStopped = errors.New("kv: watch stopped")
 
 // send delivers u unless the watch ends first. Called with w.mu held.
 func (w *Watcher) send(u Update) error {
+	if w.ctx.Err() != nil {
+		return errStopped // select would pick at random between a free buffer and Done
+	}
 	select {
 	case w.updates <- u:
 		return nil
@@ -135,8 +141,8 @@ func (w *Watcher) consumerReset(name string, seq uint64) error {
 	if w.opts.Fold != nil {
 		return fmt.Errorf("watch bucket %q: %w: consumer was reset (verified watches end here; re-watch from the applied cursor)", w.b.name, ErrWatchInterrupted)
 	}
-	w.st.consumer = name
 	if w.st.lastSeq == 0 || seq == w.st.lastSeq+1 {
+		w.st.consumer = name
 		return nil
 	}
 	// The server clamps a start below the first sequence without an error: make sure the
@@ -149,6 +155,7 @@ func (w *Watcher) consumerReset(name string, seq uint64) error {
 		return fmt.Errorf("watch bucket %q: %w: stream moved to %d..%d while the watch was at %d; updates may have been evicted",
 			w.b.name, ErrWatchInterrupted, info.State.FirstSeq, info.State.LastSeq, w.st.lastSeq)
 	}
+	w.st.consumer = name // accepted only once it proved to continue the watch
 	return nil
 }
 

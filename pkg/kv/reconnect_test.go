@@ -98,7 +98,12 @@ func TestWatchPlainInterruptedWhenGapEvicted(t *testing.T) {
 	fill(t, e.conn, e.b.Name(), "k.%d", 3000, 16)
 	eventually(t, "messages to age out", func() bool { return streamInfo(t, e).State.Msgs == 0 })
 	e.srv.Restart(t)
-	putRetry(t, e, "after", "1")
+	// Many writes after the gap: the new consumer delivers them until it is stopped, and
+	// none may reach Updates (a fold would apply them and skip the gap: found by the
+	// fault suite's dead-peer partition, test/faults).
+	for i := range 200 {
+		putRetry(t, e, fmt.Sprintf("after.%d", i), "1")
+	}
 	got, err := waitEnd(t, w)
 	if !errors.Is(err, kv.ErrWatchInterrupted) {
 		t.Fatalf("Err = %v after %d updates, want ErrWatchInterrupted", err, len(got))
@@ -108,6 +113,11 @@ func TestWatchPlainInterruptedWhenGapEvicted(t *testing.T) {
 	}
 	if len(got) >= 3000 {
 		t.Fatalf("delivered %d updates: the gap was not evicted before delivery", len(got))
+	}
+	for i, u := range got {
+		if strings.HasPrefix(u.Key, "after.") || i > 0 && u.Revision != got[i-1].Revision+1 {
+			t.Fatalf("update %d (%q rev %d) delivered across the evicted gap", i, u.Key, u.Revision)
+		}
 	}
 }
 
