@@ -2,9 +2,11 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -32,20 +34,27 @@ func main() {
 
 func run() int {
 	var (
-		metricsAddr, probeAddr, agentImage, cleanupImage, leaderNamespace string
-		leaderElect                                                       bool
+		metricsAddr, probeAddr, agentImage, agentPullPolicy, cleanupImage, leaderNamespace string
+		leaderElect                                                                        bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so that only one of several manager replicas reconciles")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own, in a cluster)")
 	flag.StringVar(&agentImage, "agent-image", envOr("SLIPSTREAM_AGENT_IMAGE", DefaultAgentImage), "agent image for KVFolds whose spec.agent.image is empty (env SLIPSTREAM_AGENT_IMAGE)")
+	flag.StringVar(&agentPullPolicy, "agent-image-pull-policy", envOr("SLIPSTREAM_AGENT_IMAGE_PULL_POLICY", ""), "pull policy of agents that run the default agent image and whose KVFold sets no spec.agent.imagePullPolicy: Always, IfNotPresent, Never, or empty for Kubernetes' default (env SLIPSTREAM_AGENT_IMAGE_PULL_POLICY)")
 	flag.StringVar(&cleanupImage, "cleanup-image", envOr("SLIPSTREAM_CLEANUP_IMAGE", DefaultCleanupImage), "image of the node cleanup Jobs (dataRetention: Delete); its entrypoint must be this manager (env SLIPSTREAM_CLEANUP_IMAGE)")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	switch corev1.PullPolicy(agentPullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		fmt.Fprintf(os.Stderr, "manager: --agent-image-pull-policy %q: want Always, IfNotPresent, Never or empty\n", agentPullPolicy)
+		return 2
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -69,11 +78,12 @@ func run() int {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	r := &controller.KVFoldReconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		Recorder:     mgr.GetEventRecorder("slipstream-manager"),
-		AgentImage:   agentImage,
-		CleanupImage: cleanupImage,
+		Client:               mgr.GetClient(),
+		Scheme:               mgr.GetScheme(),
+		Recorder:             mgr.GetEventRecorder("slipstream-manager"),
+		AgentImage:           agentImage,
+		AgentImagePullPolicy: corev1.PullPolicy(agentPullPolicy),
+		CleanupImage:         cleanupImage,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		log.Error(err, "set up the KVFold controller")

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -94,7 +96,7 @@ func TestManagerProcess(t *testing.T) {
 
 	probe := freePort(t)
 	cmd := exec.Command(os.Args[0], "--kubeconfig="+kcPath, "--leader-elect", "--leader-election-namespace=slipstream-system",
-		"--health-probe-bind-address="+probe, "--metrics-bind-address=0", "--agent-image=registry.test/agent:v1")
+		"--health-probe-bind-address="+probe, "--metrics-bind-address=0", "--agent-image=registry.test/agent:v1", "--agent-image-pull-policy=Never")
 	cmd.Env = append(os.Environ(), "SLIPSTREAM_RUN_MANAGER=1")
 	out, err := os.Create(filepath.Join(t.TempDir(), "manager.log"))
 	if err != nil {
@@ -143,6 +145,9 @@ func TestManagerProcess(t *testing.T) {
 	if img := ds.Spec.Template.Spec.Containers[0].Image; img != "registry.test/agent:v1" {
 		t.Fatalf("agent image %q, want the --agent-image default", img)
 	}
+	if p := ds.Spec.Template.Spec.Containers[0].ImagePullPolicy; p != corev1.PullNever {
+		t.Fatalf("agent pull policy %q, want the --agent-image-pull-policy default Never", p)
+	}
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -156,5 +161,20 @@ func TestManagerProcess(t *testing.T) {
 		t.Logf("manager stopped %v after SIGTERM", time.Since(start))
 	case <-time.After(40 * time.Second):
 		t.Fatal("manager still running 40 s after SIGTERM")
+	}
+}
+
+// TestManagerRejectsBadPullPolicy: a pull policy Kubernetes would refuse on every agent Pod
+// stops the manager at start with a message naming the flag.
+func TestManagerRejectsBadPullPolicy(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--agent-image-pull-policy=Sometimes")
+	cmd.Env = append(os.Environ(), "SLIPSTREAM_RUN_MANAGER=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("manager with a bad pull policy: err %v, want exit status 2; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `--agent-image-pull-policy "Sometimes"`) {
+		t.Fatalf("output does not name the flag and value:\n%s", out)
 	}
 }

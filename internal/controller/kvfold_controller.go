@@ -48,6 +48,9 @@ type KVFoldReconciler struct {
 	Recorder events.EventRecorder
 	// AgentImage is used when spec.agent.image is empty.
 	AgentImage string
+	// AgentImagePullPolicy is the pull policy of AgentImage when spec.agent.imagePullPolicy
+	// is empty (empty: Kubernetes' default).
+	AgentImagePullPolicy corev1.PullPolicy
 	// CleanupImage runs `purge-fold-data` in the cleanup Jobs of dataRetention: Delete (the
 	// manager's own image: its entrypoint must be the manager binary).
 	CleanupImage string

@@ -189,9 +189,12 @@ func defaultSecurityContext() *corev1.SecurityContext {
 // desiredPodTemplate is the agent Pod for a fold.
 func (r *KVFoldReconciler) desiredPodTemplate(fold *v1alpha1.KVFold) corev1.PodTemplateSpec {
 	a := fold.Spec.Agent
-	image := a.Image
+	image, pull := a.Image, a.ImagePullPolicy
 	if image == "" {
 		image = r.AgentImage
+		if pull == "" {
+			pull = r.AgentImagePullPolicy
+		}
 	}
 	env, envFrom, vols, mounts := agentEnvAndVolumes(fold)
 	sc := a.SecurityContext
@@ -209,7 +212,7 @@ func (r *KVFoldReconciler) desiredPodTemplate(fold *v1alpha1.KVFold) corev1.PodT
 	c := corev1.Container{
 		Name:            componentAgent,
 		Image:           image,
-		ImagePullPolicy: a.ImagePullPolicy,
+		ImagePullPolicy: pull,
 		Args:            agentArgs(fold),
 		Env:             env,
 		EnvFrom:         envFrom,

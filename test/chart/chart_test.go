@@ -624,7 +624,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		set  []string
 		want string
 	}{
-		{[]string{"agent.image.pullPolicy=Always"}, "agent.image.pullPolicy=\"Always\""},
+		{[]string{"agent.image.pullPolicy=Sometimes"}, "/agent/image/pullPolicy"},
 		{[]string{"image.pullPolicy=Sometimes"}, "/image/pullPolicy"},
 		{[]string{"logLevel=verbose"}, "/logLevel"},
 		{[]string{"image.repository="}, "/image/repository"},
