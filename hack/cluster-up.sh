@@ -207,6 +207,27 @@ fi
 # the address of the default-route interface as InternalIP (also the podIP of hostNetwork
 # Pods, which is where probes without a host go); the API server reaches it by the Hostname
 # address, which resolves to 127.0.0.1 where kubelet listens.
+# The kubernetes Service without kube-proxy. Every Pod gets KUBERNETES_SERVICE_HOST=10.96.0.1
+# (the Service's ClusterIP), which nothing here routes: in-cluster clients on the host network
+# (the KVFold agents) would send their API traffic out of the machine's default route. These
+# rules play kube-proxy's part for that one Service: connections made on this host to
+# 10.96.0.1:443 go to the API server on 127.0.0.1:6443 (its certificate names 10.96.0.1), and
+# Pods on the bridge network are refused the Service range instead of leaking to the outside.
+# cluster-down removes the chains with the other KUBE-* chains cluster-up created.
+svc_ip="${SERVICE_CIDR%%/*}"
+svc_ip="${svc_ip%.*}.1"
+ensure_rule() { # ensure_rule TABLE CHAIN RULE...: append RULE to CHAIN unless it is there
+	local t="$1" c="$2"
+	shift 2
+	iptables -w -t "$t" -C "$c" "$@" 2>/dev/null || iptables -w -t "$t" -A "$c" "$@"
+}
+iptables -w -t nat -N KUBE-SLIPSTREAM-SERVICES 2>/dev/null || true
+ensure_rule nat KUBE-SLIPSTREAM-SERVICES -d "${svc_ip}/32" -p tcp --dport 443 -j DNAT --to-destination "${API_HOST}:${API_PORT}"
+iptables -w -t nat -C OUTPUT -j KUBE-SLIPSTREAM-SERVICES 2>/dev/null || iptables -w -t nat -I OUTPUT 1 -j KUBE-SLIPSTREAM-SERVICES
+iptables -w -t filter -N KUBE-SLIPSTREAM-FORWARD 2>/dev/null || true
+ensure_rule filter KUBE-SLIPSTREAM-FORWARD -d "$SERVICE_CIDR" -j REJECT
+iptables -w -t filter -C FORWARD -j KUBE-SLIPSTREAM-FORWARD 2>/dev/null || iptables -w -t filter -I FORWARD 1 -j KUBE-SLIPSTREAM-FORWARD
+
 log "[8/8] kubelet (node ${node})"
 start kubelet "${k8sbin}/kubelet" --config="${KUBELET_DIR}/config.yaml" \
 	--kubeconfig="${DIR}/kubelet.kubeconfig" --root-dir="$KUBELET_DIR" --cert-dir="${KUBELET_DIR}/pki" \
