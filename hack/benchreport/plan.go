@@ -37,6 +37,7 @@ var plan = []job{
 	{ID: "restart-100k", Pkg: "./pkg/fold", Bench: "^BenchmarkRestartVsNaive$", Keys: 100_000, QuickKeys: 10_000},
 	{ID: "restart-1m", Pkg: "./pkg/fold", Bench: "^BenchmarkRestartVsNaive$", Keys: 1_000_000, QuickKeys: 30_000},
 	{ID: "restart-5m", Pkg: "./pkg/fold", Bench: "^BenchmarkRestartVsNaive$", Keys: 5_000_000, QuickKeys: 60_000},
+	{ID: "restart-pair-1m", Pkg: "./pkg/fold", Bench: "^BenchmarkRestart$", Keys: 1_000_000, QuickKeys: 20_000},
 	{ID: "resync-1m", Pkg: "./pkg/fold", Bench: "^BenchmarkResyncDiff$", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "propagation-fold", Pkg: "./pkg/fold", Bench: "^BenchmarkPropagation$", Env: benchSeconds, QuickEnv: quickSeconds},
 	{ID: "propagation-agent", Pkg: "./test/agent", Bench: "^BenchmarkPropagation$", Env: benchSeconds, QuickEnv: quickSeconds},

@@ -95,6 +95,15 @@ func benchName(n benchfmt.Name) string {
 	return name
 }
 
+// peakRSS is the job's sampled process-tree peak, or its rusage peak when it was not
+// sampled.
+func (j jobResult) peakRSS() int64 {
+	if j.TreeRSSKiB > 0 {
+		return j.TreeRSSKiB
+	}
+	return j.MaxRSSKiB
+}
+
 // value looks up x (its job defaulting to job); problem says why it is missing.
 func (rs *results) value(job string, x ref) (v float64, problem string) {
 	if x.Job != "" {
@@ -160,16 +169,13 @@ func (rs *results) render(a row) rendered {
 	if scale == 0 {
 		scale = 1
 	}
-	sizes := strings.NewReplacer("{keys}", sizeLabel(rs.keys(a.Job)), "{basekeys}", "?")
-	if a.Base != nil && a.Base.Job != "" {
-		sizes = strings.NewReplacer("{keys}", sizeLabel(rs.keys(a.Job)), "{basekeys}", sizeLabel(rs.keys(a.Base.Job)))
-	}
+	sizes := strings.NewReplacer("{keys}", sizeLabel(rs.keys(a.Job)))
 	out.label = sizes.Replace(a.Label)
 	a.BaseLabel = sizes.Replace(a.BaseLabel)
 	if j != nil {
 		out.command = "`" + strings.ReplaceAll(j.Command, "|", `\|`) + "`"
-		if j.MaxRSSKiB > 0 {
-			out.rss = fmt.Sprintf("%.0f MiB", float64(j.MaxRSSKiB)/1024)
+		if kib := j.peakRSS(); kib > 0 {
+			out.rss = fmt.Sprintf("%.0f MiB", float64(kib)/1024)
 		}
 	}
 	fig, problem := rs.value(a.Job, a.Figure)
@@ -350,13 +356,16 @@ func (rs *results) markdown(pngRel string, plotted bool) []byte {
 	if len(in.Uncovered) > 0 {
 		w("Benchmarks that hack/benchreport/plan.go does not list ran in `other-*` jobs at 1x: %s.\n\n", "`"+strings.Join(in.Uncovered, "`, `")+"`")
 	}
-	w("## Runs\n\n| job | command | exit | wall | peak RSS | load at start | load at end |\n|---|---|---|---|---|---|---|\n")
+	w("## Runs\n\n*Tree RSS* is the sampled peak of the job's process group (the tables' peak RSS); *rusage* is wait4's " +
+		"ru_maxrss: the largest single process among the job and the processes it waited for, the Go toolchain included.\n\n")
+	w("| job | command | exit | wall | tree RSS | rusage max RSS | load at start | load at end |\n|---|---|---|---|---|---|---|---|\n")
 	for _, j := range in.Jobs {
 		status := strconv.Itoa(j.Exit)
 		if j.Error != "" {
 			status += " (" + j.Error + ")"
 		}
-		w("| %s | `%s` | %s | %.0f s | %.0f MiB | %s | %s |\n", j.ID, strings.ReplaceAll(j.Command, "|", `\|`), status, j.WallSeconds, float64(j.MaxRSSKiB)/1024, j.LoadStart, j.LoadEnd)
+		w("| %s | `%s` | %s | %.0f s | %.0f MiB | %.0f MiB | %s | %s |\n", j.ID, strings.ReplaceAll(j.Command, "|", `\|`), status, j.WallSeconds,
+			float64(j.TreeRSSKiB)/1024, float64(j.MaxRSSKiB)/1024, j.LoadStart, j.LoadEnd)
 	}
 	w("\n")
 	for _, j := range in.Jobs {

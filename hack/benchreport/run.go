@@ -55,7 +55,8 @@ type jobResult struct {
 	Exit        int      `json:"exit"`
 	Error       string   `json:"error,omitempty"`
 	WallSeconds float64  `json:"wallSeconds"`
-	MaxRSSKiB   int64    `json:"maxRSSKiB"`
+	MaxRSSKiB   int64    `json:"maxRSSKiB"`            // wait4 rusage: the peak of the job or any process it waited for
+	TreeRSSKiB  int64    `json:"treeRSSKiB,omitempty"` // sampled peak of the summed RSS of its process group, toolchain excepted
 	LoadStart   string   `json:"loadStart"`
 	LoadEnd     string   `json:"loadEnd"`
 }
@@ -106,7 +107,7 @@ func runJobs(dir string, quick bool, only []string) error {
 	for i, j := range jobs {
 		fmt.Printf("bench: [%d/%d] %s: %s\n", i+1, len(jobs), j.ID, j.command())
 		res := runOne(root, dir, bins[j.Pkg], j)
-		fmt.Printf("bench: %s: exit %d in %.0fs, peak RSS %.0f MiB, load %s -> %s\n", j.ID, res.Exit, res.WallSeconds, float64(res.MaxRSSKiB)/1024, res.LoadStart, res.LoadEnd)
+		fmt.Printf("bench: %s: exit %d in %.0fs, peak RSS %.0f MiB (process tree, sampled) / %.0f MiB (rusage), load %s -> %s\n", j.ID, res.Exit, res.WallSeconds, float64(res.TreeRSSKiB)/1024, float64(res.MaxRSSKiB)/1024, res.LoadStart, res.LoadEnd)
 		info.Jobs = append(info.Jobs, res)
 	}
 	info.Finished = time.Now().UTC()
@@ -153,7 +154,11 @@ func runOne(root, dir, bin string, j resolved) (res jobResult) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	start := time.Now()
-	err = cmd.Run()
+	if err = cmd.Start(); err == nil {
+		sampler := sampleTree(cmd.Process.Pid, 100*time.Millisecond)
+		err = cmd.Wait()
+		res.TreeRSSKiB = sampler.Stop()
+	}
 	res.WallSeconds = time.Since(start).Seconds()
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
