@@ -11,9 +11,12 @@
 //     over the whole body. Write streams a fold snapshot; Open/Reader verify while reading
 //     and report damage with specific sentinels (ErrTruncated, ErrChecksum, ErrForeign,
 //     ErrUnsupportedVersion, ErrMalformed, all matching ErrInvalidExport).
-//   - Staging (import.go, swap*.go): Stage writes an export into a fresh store in a staging
-//     directory and verifies it; Staged.Commit swaps it into the fold's directory with one
-//     rename. Nothing unverified ever becomes the fold. Import = Stage + Commit.
+//   - Staging (import.go, bulk.go, swap*.go): Stage writes an export into a fresh store in a
+//     staging directory and verifies it, through the store's bulk load when it has one
+//     (BulkLoader: pebble ingests sstables, memory writes its log sequentially) or Apply
+//     batches; Staged.Commit swaps it into the fold's directory with one rename, and
+//     Staged.Replace closes the old store first and hands it back reopened when the swap
+//     fails. Nothing unverified ever becomes the fold. Import = Stage + Commit.
 //   - Transport (location.go, upload.go, names.go, retention.go): gocloud.dev/blob URLs (file, s3 with
 //     endpoint= for S3-compatible servers, gs, azblob). Object names are immutable and carry
 //     the zero-padded cursor; uploads are create-only and visible only once complete; the

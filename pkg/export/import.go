@@ -22,9 +22,12 @@ type StageOptions struct {
 	// Open opens the store to stage into (required). Any backend: the format does not
 	// depend on the backend the export was taken from.
 	Open OpenStore
-	// BatchRecords and BatchBytes bound one Apply (defaults 65536 records, 32 MiB).
+	// BatchRecords and BatchBytes bound one Apply (defaults 65536 records, 32 MiB) when
+	// the store is filled by Apply.
 	BatchRecords int
 	BatchBytes   int
+	// NoBulk fills the staging store by Apply batches even when it is a BulkLoader.
+	NoBulk bool
 }
 
 const (
@@ -38,6 +41,10 @@ type Staged struct {
 	// its cursor) before Commit; never Apply to it.
 	Store   fold.Store
 	Summary Summary
+	// Warning is set by a successful Commit or Replace when cleaning up after the swap
+	// failed (removing the replaced fold, syncing the parent directory); the new fold is
+	// in place regardless.
+	Warning error
 	dir     string
 	open    OpenStore
 }
@@ -87,6 +94,9 @@ func (s *Staged) fill(ctx context.Context, rd *Reader, opts StageOptions) error 
 	if s.Store.State() != (fold.State{}) {
 		return fmt.Errorf("staging store in %s is not empty", s.dir)
 	}
+	if bl, ok := s.Store.(BulkLoader); ok && !opts.NoBulk {
+		return s.bulkFill(ctx, bl, rd)
+	}
 	// Reading, verifying and decoding run in a goroutine that hands over batches, so they
 	// overlap the store's Apply.
 	batches := make(chan stagedBatch, 1)
@@ -117,18 +127,7 @@ func (s *Staged) fill(ctx context.Context, rd *Reader, opts StageOptions) error 
 		if !b.final {
 			continue
 		}
-		stats, err := s.Store.Stats()
-		if err != nil {
-			return fmt.Errorf("staging store stats: %w", err)
-		}
-		if stats.Live != h.Live || stats.Tombstones != h.Tombstones {
-			return fmt.Errorf("staging store holds %d live and %d tombstones, the export %d and %d",
-				stats.Live, stats.Tombstones, h.Live, h.Tombstones)
-		}
-		if err := s.Store.Flush(); err != nil {
-			return fmt.Errorf("flush staging store: %w", err)
-		}
-		return nil
+		return s.checkFilled(h)
 	}
 	return errors.New("staging ended without the export's end")
 }
@@ -180,6 +179,9 @@ func readBatches(rd *Reader, opts StageOptions, out chan<- stagedBatch, stop <-c
 // Discard closes the staged store and removes the staging directory.
 func (s *Staged) Discard() error {
 	cerr := s.Store.Close()
+	if errors.Is(cerr, fold.ErrClosed) {
+		cerr = nil
+	}
 	if err := os.RemoveAll(s.dir); err != nil {
 		return fmt.Errorf("remove staging directory: %w", err)
 	}
@@ -189,23 +191,98 @@ func (s *Staged) Discard() error {
 	return nil
 }
 
+// relocator is a store that can follow its directory being renamed while it is open
+// (memory: everything it reads is in RAM or its open log), so Commit need not close it and
+// open it again, which for the memory store would replay its whole log.
+type relocator interface {
+	Relocate(dir string) error
+}
+
+// swapHook replaces swapDirs in tests that need the swap itself to fail.
+var swapHook = swapDirs
+
 // Commit makes the staged store the fold in finalDir and returns it, open. The caller must
 // have closed any store open in finalDir. The swap is one rename (Linux: an atomic
-// exchange with the old directory, which is then removed): a crash leaves either the old
-// fold or the new one in finalDir, never a mix. finalDir must be on the staging
+// exchange with the old directory): a crash leaves either the old fold or the new one in
+// finalDir, never a mix. The old fold is removed only once the new one opened; on any
+// error the old fold is back in finalDir (nothing is left open) and the staging directory
+// is removed, so the caller can reopen finalDir as it was. finalDir must be on the staging
 // directory's file system (a sibling, such as finalDir+".staging").
 func (s *Staged) Commit(finalDir string) (fold.Store, error) {
-	if err := s.Store.Close(); err != nil {
-		return nil, fmt.Errorf("commit staged export: close staging store: %w", err)
-	}
-	if err := swapDirs(s.dir, finalDir); err != nil {
-		os.RemoveAll(s.dir)
+	st, err := s.commit(finalDir)
+	if err != nil {
 		return nil, fmt.Errorf("commit staged export: %w", err)
 	}
-	st, err := s.open(finalDir)
-	if err != nil {
-		return nil, fmt.Errorf("commit staged export: open fold: %w", err)
+	return st, nil
+}
+
+// Replace closes old (the store open in finalDir; nil when none is) and commits the staged
+// export in its place (see Commit). It returns the store to go on with: the new fold; or,
+// with an error, old itself when it was not closed, else the old fold reopened (nil only
+// when even that failed, or old was nil). A caller such as a fold loop's Reseeder is thus
+// never left holding a closed store after a failed swap.
+func (s *Staged) Replace(old fold.Store, finalDir string) (fold.Store, error) {
+	if old != nil {
+		if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
+			err = fmt.Errorf("replace fold: close the old fold: %w", errors.Join(err, s.Discard()))
+			return s.reopen(finalDir, err)
+		}
 	}
+	st, err := s.commit(finalDir)
+	if err != nil {
+		err = fmt.Errorf("replace fold: %w", err)
+		if old == nil {
+			return nil, err
+		}
+		return s.reopen(finalDir, err)
+	}
+	return st, nil
+}
+
+// reopen opens the fold in dir after a failed replace, returning it with cause.
+func (s *Staged) reopen(dir string, cause error) (fold.Store, error) {
+	st, err := s.open(dir)
+	if err != nil {
+		return nil, errors.Join(cause, fmt.Errorf("reopen the old fold: %w", err))
+	}
+	return st, fmt.Errorf("%w (the old fold was reopened)", cause)
+}
+
+func (s *Staged) commit(finalDir string) (fold.Store, error) {
+	rel, relocatable := s.Store.(relocator)
+	if !relocatable {
+		if err := s.Store.Close(); err != nil {
+			return nil, errors.Join(fmt.Errorf("close staging store: %w", err), s.Discard())
+		}
+	}
+	sw, err := swapHook(s.dir, finalDir)
+	if err != nil {
+		return nil, errors.Join(err, s.Discard())
+	}
+	var st fold.Store
+	if relocatable {
+		if err = rel.Relocate(finalDir); err == nil {
+			st = s.Store
+		} else if cerr := s.Store.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	if st == nil {
+		if st, err = s.open(finalDir); err != nil {
+			err = fmt.Errorf("open the new fold: %w", err)
+		}
+	}
+	if err != nil {
+		// The new fold does not open: put the old one back.
+		if uerr := sw.undo(); uerr != nil {
+			return nil, errors.Join(err, uerr)
+		}
+		return nil, errors.Join(err, s.Discard())
+	}
+	// The new fold is in place and open. What finish may fail at is removing the replaced
+	// fold (the next Stage clears the directory) or syncing the rename (a crash would bring
+	// back the old fold, consistent too): a warning, not a reason to lose the seed.
+	s.Warning = sw.finish()
 	return st, nil
 }
 

@@ -311,3 +311,42 @@ func TestReseederInLoop(t *testing.T) {
 		t.Error("k.doomed survived the reseed")
 	}
 }
+
+// TestReseederSwapFailureInLoop: when the swap into place fails after the old store was
+// closed, the loop goes on with the old fold reopened (a full resync) instead of stopping
+// on the closed store, and converges.
+func TestReseederSwapFailureInLoop(t *testing.T) {
+	f, _, newer := expiredSetup(t)
+	dir := filepath.Join(t.TempDir(), "fold")
+	r, err := f.loc.Reader(context.Background(), newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := Import(context.Background(), r, StagingDir(dir), dir, StageOptions{Expect: ExpectFold("orders", suiteScope), Open: openMemory})
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := NewReseeder(SeedConfig{Location: f.loc, Bucket: "orders", Scope: suiteScope, KV: f.bucket, Dir: dir, Open: openMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failSwaps(t)
+	c := &counter{}
+	l := runLoop(t, f.bucket, st, fold.LoopConfig{Scope: suiteScope, Observer: c, Reseed: rs})
+	eventually(t, "the loop goes on with the reopened fold", func() bool { return l.Store() != st })
+	if _, _, err := st.Get("k.after"); !errors.Is(err, fold.ErrClosed) {
+		t.Fatalf("the Reseeder did not close the old store (%v): the failure path was not taken", err)
+	}
+	eventually(t, "fold has k.after", func() bool { _, ok, _ := l.Store().Get("k.after"); return ok })
+	eventually(t, "full resync removes k.doomed", func() bool {
+		_, ok, err := l.Store().Lookup("k.doomed")
+		return !ok && err == nil && !l.Store().State().Resyncing
+	})
+	_, _, _, evs := c.snapshot()
+	for _, e := range evs {
+		if e.Kind == fold.EventSeeded {
+			t.Fatalf("seeded event %+v although every swap failed", e)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"iter"
+	"unsafe"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 )
@@ -31,10 +32,13 @@ type Reader struct {
 	entry   fold.Entry
 	count   uint64
 	live    uint64
-	lastKey string
+	lastKey []byte
 	sum     Summary
 	err     error
 	done    bool
+	// borrow: Entry's Key and Value alias the frame buffer (valid until the next Next)
+	// instead of being copied; see borrowed.
+	borrow bool
 }
 
 // Open reads and checks the preamble and the header of an export. Errors: ErrForeign (not
@@ -190,12 +194,14 @@ func (rd *Reader) decodeRecord() error {
 	}
 	op := body[0]
 	d.b = body[1:]
-	key := d.str()
+	kb := d.bytes()
 	rev := d.uvarint()
-	if !d.ok || key == "" {
+	if !d.ok || len(kb) == 0 {
 		return fmt.Errorf("%w: record %d does not parse", ErrMalformed, rd.count)
 	}
-	if rd.count > 0 && key <= rd.lastKey {
+	// The key aliases the frame until it is copied below (or for good in borrow mode).
+	key := unsafe.String(unsafe.SliceData(kb), len(kb))
+	if rd.count > 0 && key <= string(rd.lastKey) {
 		return fmt.Errorf("%w: key %q out of order after %q", ErrMalformed, key, rd.lastKey)
 	}
 	if !rd.hdr.Scope.Contains(key) {
@@ -205,9 +211,14 @@ func (rd *Reader) decodeRecord() error {
 	switch op {
 	case recLive:
 		e.Live = true
-		e.Value = bytes.Clone(d.b)
-		if e.Value == nil {
-			e.Value = []byte{}
+		switch {
+		case rd.borrow:
+			e.Value = d.b[:len(d.b):len(d.b)]
+		default:
+			e.Value = bytes.Clone(d.b)
+			if e.Value == nil {
+				e.Value = []byte{}
+			}
 		}
 		rd.live++
 	case recTombstone:
@@ -220,8 +231,11 @@ func (rd *Reader) decodeRecord() error {
 	if rev == 0 || rev > rd.hdr.Cursor {
 		return fmt.Errorf("%w: key %q at revision %d, export cursor %d", ErrMalformed, key, rev, rd.hdr.Cursor)
 	}
+	if !rd.borrow {
+		e.Key = string(kb)
+	}
 	rd.count++
-	rd.lastKey = key
+	rd.lastKey = append(rd.lastKey[:0], kb...)
 	rd.entry = e
 	return nil
 }
@@ -254,6 +268,25 @@ func (rd *Reader) finish(p []byte) error {
 
 // Entry returns the record Next moved to. Its Value is not reused by later calls.
 func (rd *Reader) Entry() fold.Entry { return rd.entry }
+
+// borrowed yields the remaining records without copying them: each entry's Key and Value
+// alias the reader's frame buffer and are valid only until the loop body returns. The
+// error of a failed read is yielded last; a loop that sees no error has read a verified
+// export (the sequence ends only after the trailer checked out).
+func (rd *Reader) borrowed() iter.Seq2[fold.Entry, error] {
+	return func(yield func(fold.Entry, error) bool) {
+		rd.borrow = true
+		defer func() { rd.borrow = false }()
+		for rd.Next() {
+			if !yield(rd.entry, nil) {
+				return
+			}
+		}
+		if rd.err != nil {
+			yield(fold.Entry{}, rd.err)
+		}
+	}
+}
 
 // Err returns the error that ended the iteration; nil after the trailer was verified
 // (and nil while records remain).

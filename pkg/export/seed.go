@@ -201,20 +201,21 @@ func (s *Seeder) checkResume(ctx context.Context, staged *Staged) error {
 // old, if not nil, is the store open in cfg.Dir: it is closed only once a usable export
 // has been staged and verified, right before the swap; when no export is usable (an
 // error wrapping ErrNotFound) or anything fails before the swap, old stays open and
-// untouched.
+// untouched and Seed returns (nil, res, err). When the swap itself fails after old was
+// closed (Staged.Replace), the old fold is back in cfg.Dir and Seed returns it reopened
+// with the error, so the caller has an open store to go on with (nil if that failed too).
 func (s *Seeder) Seed(ctx context.Context, old fold.Store) (fold.Store, SeedResult, error) {
 	staged, res, err := s.Find(ctx)
 	if err != nil {
 		return nil, res, err
 	}
-	if old != nil {
-		if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
-			return nil, res, fmt.Errorf("seed: close the old fold: %w", errors.Join(err, staged.Discard()))
-		}
-	}
-	st, err := staged.Commit(s.cfg.Dir)
+	st, err := staged.Replace(old, s.cfg.Dir)
 	if err != nil {
-		return nil, res, fmt.Errorf("seed: %w", err)
+		s.log.Error("seeding failed at the swap", logKeyObject, res.Object.Key, logKeyErr, err)
+		return st, res, fmt.Errorf("seed: %w", err)
+	}
+	if staged.Warning != nil {
+		s.log.Warn("seeded, but cleaning up after the swap failed", logKeyErr, staged.Warning)
 	}
 	s.log.Info("seeded fold from export", logKeyObject, res.Object.Key, logKeyCursor, res.Summary.Header.Cursor,
 		"records", res.Summary.Header.Count(), "rejected", len(res.Rejected))
@@ -224,7 +225,9 @@ func (s *Seeder) Seed(ctx context.Context, old fold.Store) (fold.Store, SeedResu
 // Reseeder returns a fold.Reseeder for fold.LoopConfig.Reseed: on cursor expiry it seeds
 // from the newest export NATS can continue from and returns the new store with its source,
 // or (nil, "", nil) when no export is usable (the loop then falls back to a full resync
-// with diff). The old store is closed only when a new one replaces it.
+// with diff). The old store is closed only when a new one replaces it; when the swap
+// fails after that, the error comes with the old fold reopened, which the loop goes on
+// with (a full resync) instead of the closed store.
 func (s *Seeder) Reseeder() fold.Reseeder {
 	return func(ctx context.Context, old fold.Store) (fold.Store, string, error) {
 		st, res, err := s.Seed(ctx, old)
@@ -232,7 +235,7 @@ func (s *Seeder) Reseeder() fold.Reseeder {
 		case errors.Is(err, ErrNotFound):
 			return nil, "", nil
 		case err != nil:
-			return nil, "", err
+			return st, "", err
 		}
 		return st, res.Source, nil
 	}
