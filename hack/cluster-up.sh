@@ -203,10 +203,6 @@ else
 		die "SLIPSTREAM_CLUSTER_IMAGES=0 but the sandbox image ${PAUSE_IMAGE} is not imported: run hack/cluster/images.sh"
 fi
 
-# No --node-ip: kubelet refuses a loopback one and would then publish no address at all. It takes
-# the address of the default-route interface as InternalIP (also the podIP of hostNetwork
-# Pods, which is where probes without a host go); the API server reaches it by the Hostname
-# address, which resolves to 127.0.0.1 where kubelet listens.
 # The kubernetes Service without kube-proxy. Every Pod gets KUBERNETES_SERVICE_HOST=10.96.0.1
 # (the Service's ClusterIP), which nothing here routes: in-cluster clients on the host network
 # (the KVFold agents) would send their API traffic out of the machine's default route. These
@@ -228,6 +224,10 @@ iptables -w -t filter -N KUBE-SLIPSTREAM-FORWARD 2>/dev/null || true
 ensure_rule filter KUBE-SLIPSTREAM-FORWARD -d "$SERVICE_CIDR" -j REJECT
 iptables -w -t filter -C FORWARD -j KUBE-SLIPSTREAM-FORWARD 2>/dev/null || iptables -w -t filter -I FORWARD 1 -j KUBE-SLIPSTREAM-FORWARD
 
+# No --node-ip: kubelet refuses a loopback one and would then publish no address at all. It takes
+# the address of the default-route interface as InternalIP (also the podIP of hostNetwork
+# Pods, which is where probes without a host go); the API server reaches it by the Hostname
+# address, which resolves to 127.0.0.1 where kubelet listens.
 log "[8/8] kubelet (node ${node})"
 start kubelet "${k8sbin}/kubelet" --config="${KUBELET_DIR}/config.yaml" \
 	--kubeconfig="${DIR}/kubelet.kubeconfig" --root-dir="$KUBELET_DIR" --cert-dir="${KUBELET_DIR}/pki" \
