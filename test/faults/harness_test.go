@@ -3,6 +3,7 @@ package faults_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,7 +240,8 @@ var listenRE = regexp.MustCompile(`read API listening"? addr=(\S+)`)
 func launchAgent(t testing.TB, args ...string) (*agentProc, <-chan string) {
 	t.Helper()
 	a := &agentProc{t: t, exited: make(chan struct{})}
-	a.cmd = exec.Command(agentBin, append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)...)
+	level := cmp.Or(os.Getenv("FAULT_LOG_LEVEL"), "info") // debug for a closer look at a failure
+	a.cmd = exec.Command(agentBin, append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", level}, args...)...)
 	pr, err := a.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -472,17 +474,36 @@ func apiFold(t testing.TB, a *agentProc) []entry {
 	return es
 }
 
-// sameEntries reports the first difference between two key-ordered states.
+// sameEntries reports how two key-ordered states differ: the number of keys that differ
+// and the first few of them.
 func sameEntries(bucket, fold []entry) error {
-	for i := 0; i < max(len(bucket), len(fold)); i++ {
-		switch {
-		case i >= len(fold):
-			return fmt.Errorf("fold lacks %q (rev %d) and %d more", bucket[i].Key, bucket[i].Revision, len(bucket)-i-1)
-		case i >= len(bucket):
-			return fmt.Errorf("fold has extra %q (rev %d) and %d more", fold[i].Key, fold[i].Revision, len(fold)-i-1)
-		case bucket[i].Key != fold[i].Key || bucket[i].Revision != fold[i].Revision || !bytes.Equal(bucket[i].Value, fold[i].Value):
-			return fmt.Errorf("entry %d: bucket %q rev %d, fold %q rev %d", i, bucket[i].Key, bucket[i].Revision, fold[i].Key, fold[i].Revision)
+	var diffs []string
+	n := 0
+	note := func(format string, args ...any) {
+		n++
+		if len(diffs) < 8 {
+			diffs = append(diffs, fmt.Sprintf(format, args...))
 		}
+	}
+	i, j := 0, 0
+	for i < len(bucket) || j < len(fold) {
+		switch {
+		case j >= len(fold) || i < len(bucket) && bucket[i].Key < fold[j].Key:
+			note("fold lacks %q (bucket rev %d)", bucket[i].Key, bucket[i].Revision)
+			i++
+		case i >= len(bucket) || fold[j].Key < bucket[i].Key:
+			note("fold has extra %q (rev %d)", fold[j].Key, fold[j].Revision)
+			j++
+		default:
+			if bucket[i].Revision != fold[j].Revision || !bytes.Equal(bucket[i].Value, fold[j].Value) {
+				note("%q: bucket rev %d, fold rev %d", bucket[i].Key, bucket[i].Revision, fold[j].Revision)
+			}
+			i++
+			j++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%d keys differ: %s", n, strings.Join(diffs, "; "))
 	}
 	return nil
 }
