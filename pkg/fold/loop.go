@@ -202,23 +202,74 @@ type resync struct {
 	seen map[string]struct{}
 }
 
-// batcher collects updates into batches and applies them.
-type batcher struct {
-	loop  *Loop
-	store Store
-	diff  *resync
-
+// batch is one group of updates applied in one Store.Apply.
+type batch struct {
 	updates []kv.Update // data updates of the batch, for the hook and the observer
 	muts    []Mutation
 	cursor  uint64
-	synced  bool // the batch ends with OpSynced
-	fresh   bool // keys before OpSynced are new to the store
+	synced  bool    // the batch ends with OpSynced
+	diff    *resync // set on the batch that ends a resync's state sync: the diff runs with it
 	pending uint64
 	oldest  time.Time
 }
 
+func (b *batch) reset() {
+	clear(b.updates) // drop references to the message data of the last batch
+	b.updates = b.updates[:0]
+	clear(b.muts)
+	b.muts = b.muts[:0]
+	b.cursor = 0
+	b.synced = false
+	b.diff = nil
+	b.pending = 0
+	b.oldest = time.Time{}
+}
+
+// batcher collects updates into batches (on the goroutine reading the watch) and hands
+// each full batch to the applier (a second goroutine), which runs the hook, applies the
+// batch and its cursor atomically and notifies. The hand-off is bounded: one batch is
+// applied while the next one fills, so NATS delivery and decoding overlap the store's
+// work; the batch after that waits. Batches are applied in order, each with the cursor
+// of its own last update, so the cursor still only ever names applied updates.
+type batcher struct {
+	loop  *Loop
+	store Store
+	diff  *resync // the resync in progress (until its synced batch is handed off)
+	fresh bool    // keys before OpSynced are new to the store
+
+	cur  *batch      // the batch being filled
+	free chan *batch // batches ready to fill (two in all)
+	work chan *batch // full batches for the applier
+	done chan struct{}
+	err  error // the applier's error, read after done is closed
+	// progressed: a batch was applied; written by the applier, read after done.
+	progressed bool
+}
+
+// fastReceives bounds how many buffered updates the batcher takes without looking at the
+// batch window and the context.
+const fastReceives = 64
+
 // run reads w until it closes or ctx ends; the batch in flight is always applied first.
 func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err error) {
+	b.free = make(chan *batch, 2)
+	b.free <- &batch{}
+	b.free <- &batch{}
+	b.work = make(chan *batch)
+	b.done = make(chan struct{})
+	go b.applier()
+	err = b.fill(ctx, w)
+	close(b.work)
+	<-b.done
+	if err == nil {
+		err = b.err
+	}
+	return b.progressed, err
+}
+
+// fill is the batcher's side of run. It returns nil when the watch or ctx ended (the
+// last batch handed off), or the applier's error.
+func (b *batcher) fill(ctx context.Context, w *kv.Watcher) error {
 	ch := w.Updates()
 	cfg := &b.loop.cfg
 	timer := time.NewTimer(time.Hour)
@@ -230,18 +281,35 @@ func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err 
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return progressed, nil
+			return nil
+		case <-b.done:
+			return b.err
 		case u, ok = <-ch:
 			if !ok {
-				return progressed, nil
+				return nil
 			}
 		}
-		b.reset()
+		select {
+		case b.cur = <-b.free:
+		case <-b.done:
+			return b.err
+		}
+		b.cur.reset()
 		timer.Reset(cfg.BatchWindow)
 		closed := b.add(u)
-		// Fill the batch until the window elapses or it is full.
+		// Fill the batch until the window elapses or it is full. Updates already buffered
+		// are taken with a plain receive (no select) in runs of up to fastReceives.
 	fill:
 		for !closed && !b.full() {
+			for n := 0; n < fastReceives && len(ch) > 0 && !closed && !b.full(); n++ {
+				if u, ok = <-ch; !ok {
+					break fill
+				}
+				closed = b.add(u)
+			}
+			if closed || b.full() {
+				break
+			}
 			select {
 			case u, ok = <-ch:
 				if !ok {
@@ -255,47 +323,71 @@ func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err 
 			}
 		}
 		timer.Stop()
-		if err := b.flush(); err != nil {
-			return progressed, err
+		if err := b.handOff(); err != nil {
+			return err
 		}
-		progressed = true
 		if !ok {
-			return progressed, nil
+			return nil
 		}
 	}
 }
 
-func (b *batcher) reset() {
-	b.updates = b.updates[:0]
-	b.muts = b.muts[:0]
-	b.synced = false
-	b.oldest = time.Time{}
-	b.cursor = 0
+// handOff passes the filled batch to the applier.
+func (b *batcher) handOff() error {
+	bt := b.cur
+	b.cur = nil
+	if bt.synced {
+		// The state sync is complete: its diff runs with this batch, and keys after it
+		// are no longer new to the store.
+		bt.diff = b.diff
+		b.diff = nil
+		b.fresh = false
+	}
+	select {
+	case b.work <- bt:
+		return nil
+	case <-b.done:
+		return b.err
+	}
+}
+
+// applier applies the handed-off batches in order until work is closed or one fails.
+func (b *batcher) applier() {
+	defer close(b.done)
+	for bt := range b.work {
+		if err := b.flush(bt); err != nil {
+			b.err = err
+			return
+		}
+		b.progressed = true
+		b.free <- bt
+	}
 }
 
 func (b *batcher) full() bool {
 	limit := b.loop.cfg.BatchMax
-	if b.pending > catchUpPending {
+	if b.cur.pending > catchUpPending {
 		limit = b.loop.cfg.BatchMaxCatchUp
 	}
-	return len(b.muts) >= limit
+	return len(b.cur.muts) >= limit
 }
 
 // add folds one update into the batch; it returns true when the batch must close now.
 func (b *batcher) add(u kv.Update) bool {
 	cfg := &b.loop.cfg
-	b.pending = u.Pending
+	bt := b.cur
+	bt.pending = u.Pending
 	switch u.Op {
 	case kv.OpSynced:
-		b.synced = true
+		bt.synced = true
 		return true
 	case kv.OpForget:
-		b.muts = append(b.muts, Mutation{Op: MutForget, Key: u.Key})
+		bt.muts = append(bt.muts, Mutation{Op: MutForget, Key: u.Key})
 		return false
 	}
-	b.cursor = max(b.cursor, u.Revision)
-	if b.oldest.IsZero() {
-		b.oldest = u.Created
+	bt.cursor = max(bt.cursor, u.Revision)
+	if bt.oldest.IsZero() {
+		bt.oldest = u.Created
 	}
 	if !cfg.Scope.Contains(u.Key) {
 		return false
@@ -306,55 +398,54 @@ func (b *batcher) add(u kv.Update) bool {
 	if cfg.Parse != nil && !cfg.Parse(u) {
 		return false
 	}
-	b.updates = append(b.updates, u)
+	bt.updates = append(bt.updates, u)
 	if u.Op == kv.OpPut {
-		b.muts = append(b.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision, Fresh: b.fresh})
+		bt.muts = append(bt.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision, Fresh: b.fresh})
 	} else {
-		b.muts = append(b.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision, Fresh: b.fresh})
+		bt.muts = append(bt.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision, Fresh: b.fresh})
 	}
 	return false
 }
 
-// flush runs the hook, applies the batch and its cursor atomically, then notifies.
-func (b *batcher) flush() error {
+// flush runs the hook, applies the batch and its cursor atomically, then notifies. It
+// runs on the applier goroutine.
+func (b *batcher) flush(bt *batch) error {
 	l := b.loop
 	prev := b.store.State()
-	next := State{Cursor: max(prev.Cursor, b.cursor), Resyncing: prev.Resyncing}
+	next := State{Cursor: max(prev.Cursor, bt.cursor), Resyncing: prev.Resyncing}
 	var resyncDeleted uint64
-	if b.synced && b.diff != nil {
-		n, err := b.diffMutations()
+	if bt.synced && bt.diff != nil {
+		n, err := b.diffMutations(bt)
 		if err != nil {
 			return errFatal{err}
 		}
 		resyncDeleted = n
 		next.Resyncing = false
 	}
-	if len(b.updates) > 0 && l.cfg.Apply != nil {
-		if err := callHook(l.cfg.Apply, b.updates); err != nil {
+	if len(bt.updates) > 0 && l.cfg.Apply != nil {
+		if err := callHook(l.cfg.Apply, bt.updates); err != nil {
 			return errFatal{err}
 		}
 	}
-	if len(b.muts) > 0 || next != prev {
-		if err := b.store.Apply(b.muts, next); err != nil {
+	if len(bt.muts) > 0 || next != prev {
+		if err := b.store.Apply(bt.muts, next); err != nil {
 			return errFatal{fmt.Errorf("apply batch at cursor %d: %w", next.Cursor, err)}
 		}
 	}
-	if b.synced {
+	if bt.synced {
 		l.synced = true
-		b.fresh = false
-		if b.diff != nil {
+		if bt.diff != nil {
 			l.cfg.Observer.Event(Event{Kind: EventResyncDone, Deleted: resyncDeleted})
-			b.diff = nil
 		}
 		l.cfg.Observer.Event(Event{Kind: EventSynced})
 	}
-	l.cfg.Observer.Applied(Progress{State: next, Pending: b.pending, OldestUnapplied: b.oldest, Synced: l.synced}, b.updates)
+	l.cfg.Observer.Applied(Progress{State: next, Pending: bt.pending, OldestUnapplied: bt.oldest, Synced: l.synced}, bt.updates)
 	return nil
 }
 
-// diffMutations appends, for every key the fold holds but the state sync did not deliver,
-// a synthetic delete (live keys, also passed to the hook) or forget (tombstones).
-func (b *batcher) diffMutations() (uint64, error) {
+// diffMutations appends to bt, for every key the fold holds but the state sync did not
+// deliver, a synthetic delete (live keys, also passed to the hook) or forget (tombstones).
+func (b *batcher) diffMutations(bt *batch) (uint64, error) {
 	var n uint64
 	if b.loop.noDiff {
 		return 0, nil
@@ -369,15 +460,15 @@ func (b *batcher) diffMutations() (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("resync diff: %w", err)
 		}
-		if _, ok := b.diff.seen[e.Key]; ok {
+		if _, ok := bt.diff.seen[e.Key]; ok {
 			continue
 		}
 		if e.Live {
 			n++
-			b.muts = append(b.muts, Mutation{Op: MutForget, Key: e.Key})
-			b.updates = append(b.updates, kv.Update{Op: kv.OpDelete, Key: e.Key, Revision: e.Revision, Created: now})
+			bt.muts = append(bt.muts, Mutation{Op: MutForget, Key: e.Key})
+			bt.updates = append(bt.updates, kv.Update{Op: kv.OpDelete, Key: e.Key, Revision: e.Revision, Created: now})
 		} else {
-			b.muts = append(b.muts, Mutation{Op: MutForget, Key: e.Key})
+			bt.muts = append(bt.muts, Mutation{Op: MutForget, Key: e.Key})
 		}
 	}
 	return n, nil

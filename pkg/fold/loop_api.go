@@ -41,8 +41,9 @@ type Progress struct {
 	Synced bool
 }
 
-// Observer receives the loop's progress. Calls come from the loop's goroutine, after the
-// batch is durable in the store; they must not block for long.
+// Observer receives the loop's progress. Calls are made one at a time, in order (batches
+// are applied on a goroutine of the loop's own), after the batch is durable in the store;
+// they must not block for long.
 type Observer interface {
 	// Applied is called after each batch is applied to the store; batch holds the updates
 	// in revision order (data updates only, scope-filtered).
@@ -73,6 +74,8 @@ type LoopConfig struct {
 	// error or panic stops Run with that error and no cursor advance.
 	Apply func(batch []kv.Update) error
 	// Parse optionally filters updates; returning false drops one (the cursor still advances).
+	// It runs on the goroutine that fills batches, possibly while Apply (on the goroutine
+	// that applies them) handles the previous batch.
 	Parse func(u kv.Update) bool
 	// Reseed is the optional seeding hook tried on cursor expiry before a full resync.
 	Reseed   Reseeder
