@@ -44,14 +44,15 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null && kubectl get 
 	if ((n > 0)); then
 		log "deleting ${n} pod(s) through the API (kubelet runs CNI DEL and unmounts their volumes)"
 		kubectl delete pods -A --all --wait=false --grace-period=10 >/dev/null || problem "kubectl delete pods failed"
-		deadline=$((SECONDS + 60))
+		t0=$SECONDS
 		while (($(kubectl get pods -A --no-headers 2>/dev/null | wc -l) > 0)); do
-			if ((SECONDS >= deadline)); then
+			if ((SECONDS - t0 >= 60)); then
 				log "warning: pods still present after 60s (their containers are killed below): $(kubectl get pods -A --no-headers 2>&1 | head -n 5 | tr '\n' ';')"
 				break
 			fi
 			sleep 0.5
 		done
+		(($(kubectl get pods -A --no-headers 2>/dev/null | wc -l) > 0)) || log "pods gone from the API after $((SECONDS - t0))s"
 	fi
 else
 	if pid_of kubelet >/dev/null; then
@@ -133,6 +134,21 @@ if [[ -f "${HOST}/chains" ]]; then
 			for c in "${new[@]}"; do "$ipt" -w -t "$t" -F "$c" || problem "cannot flush ${ipt} -t ${t} ${c}"; done
 			for c in "${new[@]}"; do "$ipt" -w -t "$t" -X "$c" || problem "cannot delete ${ipt} -t ${t} chain ${c}"; done
 			log "removed ${ipt} ${t} chains: ${new[*]}"
+		done
+	done
+fi
+
+# The nf_tables tables iptables-nft created for those chains, when nothing else is left in them.
+if [[ -f "${HOST}/nft-tables" ]] && command -v nft >/dev/null; then
+	for fam in ip ip6; do
+		ipt=iptables
+		[[ "$fam" == ip6 ]] && ipt=ip6tables
+		for t in filter nat mangle raw; do
+			grep -qxF "table ${fam} ${t}" "${HOST}/nft-tables" && continue
+			nft list tables 2>/dev/null | grep -qxF "table ${fam} ${t}" || continue
+			# Only built-in chains with an ACCEPT policy and no rule: what the table was born as.
+			"$ipt" -w -t "$t" -S 2>/dev/null | grep -qvE '^-P [A-Z]+ ACCEPT$' && continue
+			if nft delete table "$fam" "$t"; then log "removed empty nf_tables table ${fam} ${t}"; else problem "cannot delete nf_tables table ${fam} ${t}"; fi
 		done
 	done
 fi

@@ -64,6 +64,8 @@ if [[ ! -f "${HOST}/saved" ]]; then
 			"$ipt" -w -t "$t" -S 2>/dev/null | awk -v ipt="$ipt" -v t="$t" '$1 == "-N" { print ipt, t, $2 }'
 		done
 	done >"${HOST}/chains"
+	# iptables-nft creates its nf_tables tables on first use; cluster-down drops the ones it left empty.
+	if command -v nft >/dev/null; then nft list tables 2>/dev/null; fi >"${HOST}/nft-tables"
 	for m in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do [[ -d "${m}kubepods" ]] && echo "${m}kubepods"; done >"${HOST}/cgroups"
 	if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then echo "$CNI_BRIDGE"; fi >"${HOST}/links"
 	touch "${HOST}/saved"
