@@ -28,7 +28,7 @@ func (f foldState) Holds(key string) (bool, error) {
 
 func (f foldState) Keys() iter.Seq2[kv.KeyState, error] {
 	return func(yield func(kv.KeyState, error) bool) {
-		for e, err := range f.r.Range("", true) {
+		for e, err := range RangeKeys(f.r, "", true) {
 			if !yield(kv.KeyState{Key: e.Key, Live: e.Live}, err) || err != nil {
 				return
 			}

@@ -456,7 +456,7 @@ func (b *batcher) diffMutations(bt *batch) (uint64, error) {
 	}
 	defer func() { _ = snap.Close() }()
 	now := time.Now()
-	for e, err := range snap.Range("", true) {
+	for e, err := range RangeKeys(snap, "", true) {
 		if err != nil {
 			return 0, fmt.Errorf("resync diff: %w", err)
 		}

@@ -86,6 +86,24 @@ type Reader interface {
 	Stats() (Stats, error)
 }
 
+// KeyRanger is implemented by readers that can list their entries without copying the
+// values: a resync's diff and a verified resume need only keys, revisions and liveness.
+// Both backends of this module implement it.
+type KeyRanger interface {
+	// RangeKeys is Range without values: every yielded Entry has a nil Value. Errors as
+	// for Range.
+	RangeKeys(prefix string, tombstones bool) iter.Seq2[Entry, error]
+}
+
+// RangeKeys lists r's entries under prefix without their values when r implements
+// KeyRanger, else by Range (whose values the caller then ignores).
+func RangeKeys(r Reader, prefix string, tombstones bool) iter.Seq2[Entry, error] {
+	if kr, ok := r.(KeyRanger); ok {
+		return kr.RangeKeys(prefix, tombstones)
+	}
+	return r.Range(prefix, tombstones)
+}
+
 // Store is a durable fold: entries plus the cursor they are current at.
 //
 // Invariants every implementation keeps (checked by foldtest):

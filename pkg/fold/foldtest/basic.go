@@ -131,6 +131,30 @@ func testRange(t *testing.T, open OpenFunc) {
 			t.Errorf("Range(%q, %v) = %q, want %q", c.prefix, c.tomb, got, c.want)
 		}
 	}
+	// RangeKeys (fold.KeyRanger) lists the same entries as Range, without values.
+	if _, ok := s.(fold.KeyRanger); ok {
+		for _, c := range cases {
+			var want, got []fold.Entry
+			for e, err := range s.Range(c.prefix, c.tomb) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, fold.Entry{Key: e.Key, Revision: e.Revision, Live: e.Live})
+			}
+			for e, err := range fold.RangeKeys(s, c.prefix, c.tomb) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Value != nil {
+					t.Errorf("RangeKeys(%q, %v) yielded a value for %q", c.prefix, c.tomb, e.Key)
+				}
+				got = append(got, e)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("RangeKeys(%q, %v) = %v, want %v", c.prefix, c.tomb, got, want)
+			}
+		}
+	}
 	// Breaking out early stops the iteration.
 	n := 0
 	for _, err := range s.Range("", false) {

@@ -49,7 +49,11 @@ type Store struct {
 	wg           sync.WaitGroup
 }
 
-var _ fold.Store = (*Store)(nil)
+var (
+	_ fold.Store     = (*Store)(nil)
+	_ fold.KeyRanger = (*Store)(nil)
+	_ fold.KeyRanger = (*Snapshot)(nil)
+)
 
 // Open opens the memory store in dir, creating it when dir is missing or empty. It
 // replays the log into RAM, discarding a torn final batch (and truncating it from the
@@ -165,6 +169,11 @@ func (s *Store) Lookup(key string) (fold.Entry, bool, error) { return s.reader()
 // view, without blocking Apply). Errors: fold.ErrClosed.
 func (s *Store) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
 	return s.reader().Range(prefix, tombstones)
+}
+
+// RangeKeys is Range without copying values (fold.KeyRanger). Errors as for Range.
+func (s *Store) RangeKeys(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	return s.reader().RangeKeys(prefix, tombstones)
 }
 
 // Stats counts the current contents in O(1); DiskBytes is the log's size.

@@ -73,6 +73,15 @@ func (r reader) Lookup(key string) (fold.Entry, bool, error) {
 // Range iterates the view current when the loop starts; it holds no lock, so it neither
 // blocks nor is blocked by Apply.
 func (r reader) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	return r.rangeEntries(prefix, tombstones, true)
+}
+
+// RangeKeys is Range without copying values (fold.KeyRanger).
+func (r reader) RangeKeys(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	return r.rangeEntries(prefix, tombstones, false)
+}
+
+func (r reader) rangeEntries(prefix string, tombstones, values bool) iter.Seq2[fold.Entry, error] {
 	return func(yield func(fold.Entry, error) bool) {
 		if err := r.acquire(); err != nil {
 			yield(fold.Entry{}, err)
@@ -87,7 +96,11 @@ func (r reader) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, erro
 			if !s.live() && !tombstones {
 				continue
 			}
-			if !yield(entryOf(k, s), nil) {
+			e := fold.Entry{Key: k, Revision: s.rev(), Live: s.live()}
+			if values {
+				e = entryOf(k, s)
+			}
+			if !yield(e, nil) {
 				return
 			}
 		}

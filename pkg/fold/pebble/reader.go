@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"encoding/binary"
 	"errors"
 	"iter"
 
@@ -65,14 +66,27 @@ func (r reader) Lookup(key string) (fold.Entry, bool, error) {
 		return fold.Entry{}, false, wrapErr("get", err)
 	}
 	defer c.Close()
-	e, err := decodeEntry([]byte(key), raw)
-	if err != nil {
+	if err := checkValue(key, raw); err != nil {
 		return fold.Entry{}, false, err
+	}
+	// The caller's key string is the entry's: no copy of it.
+	e := fold.Entry{Key: key, Revision: binary.BigEndian.Uint64(raw), Live: raw[8]&flagLive != 0}
+	if e.Live {
+		e.Value = append(make([]byte, 0, len(raw)-valueHeader), raw[valueHeader:]...)
 	}
 	return e, true, nil
 }
 
 func (r reader) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	return r.rangeEntries(prefix, tombstones, true)
+}
+
+// RangeKeys is Range without copying values (fold.KeyRanger).
+func (r reader) RangeKeys(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	return r.rangeEntries(prefix, tombstones, false)
+}
+
+func (r reader) rangeEntries(prefix string, tombstones, values bool) iter.Seq2[fold.Entry, error] {
 	return func(yield func(fold.Entry, error) bool) {
 		if err := r.acquire(); err != nil {
 			yield(fold.Entry{}, err)
@@ -92,13 +106,18 @@ func (r reader) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, erro
 				yield(fold.Entry{}, wrapErr("range", err))
 				return
 			}
-			e, err := decodeEntry(it.Key()[1:], raw)
-			if err != nil {
+			key := it.Key()[1:]
+			if err := checkValue(key, raw); err != nil {
 				yield(fold.Entry{}, err)
 				return
 			}
-			if !e.Live && !tombstones {
+			live := raw[8]&flagLive != 0
+			if !live && !tombstones {
 				continue
+			}
+			e := fold.Entry{Key: string(key), Revision: binary.BigEndian.Uint64(raw), Live: live}
+			if live && values {
+				e.Value = append(make([]byte, 0, len(raw)-valueHeader), raw[valueHeader:]...)
 			}
 			if !yield(e, nil) {
 				return

@@ -42,7 +42,11 @@ type meta struct {
 	c  counts
 }
 
-var _ fold.Store = (*Store)(nil)
+var (
+	_ fold.Store     = (*Store)(nil)
+	_ fold.KeyRanger = (*Store)(nil)
+	_ fold.KeyRanger = (*Snapshot)(nil)
+)
 
 // Open opens the Pebble store in dir, creating it when dir is missing or empty. Errors:
 // fold.ErrCorrupted (Pebble reports corruption, or the metadata does not decode),
@@ -200,6 +204,11 @@ func (s *Store) Lookup(key string) (fold.Entry, bool, error) { return s.reader()
 // Errors: fold.ErrClosed, fold.ErrCorrupted.
 func (s *Store) Range(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
 	return s.reader().Range(prefix, tombstones)
+}
+
+// RangeKeys is Range without copying values (fold.KeyRanger). Errors as for Range.
+func (s *Store) RangeKeys(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	return s.reader().RangeKeys(prefix, tombstones)
 }
 
 // Stats returns the persisted counts (O(1)) and Pebble's disk usage. Errors: fold.ErrClosed.
