@@ -52,7 +52,7 @@ func encodeValue(rev uint64, live bool, value []byte) []byte {
 }
 
 // checkValue validates a stored entry value; key is without the prefix.
-func checkValue(key, raw []byte) error {
+func checkValue[K string | []byte](key K, raw []byte) error {
 	if len(raw) < valueHeader || raw[8]&^flagLive != 0 || (raw[8]&flagLive == 0 && len(raw) != valueHeader) {
 		return fmt.Errorf("%w: entry %q has a malformed value (%d bytes)", fold.ErrCorrupted, key, len(raw))
 	}
