@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,7 +20,8 @@ import (
 )
 
 // Both backends run with SyncNone (durability left to the OS and Close; a crash loses the
-// last batches, never tears one), so the figures compare folding work, not fsync latency.
+// last batches, never tears one), so the figures compare folding work, not fsync latency
+// (SLIPSTREAM_BENCH_SYNC=1 fsyncs every Apply instead).
 //
 // Benchmarks share one server holding two buckets: "big" with SLIPSTREAM_BENCH_KEYS keys
 // (default 1M) and "small" with a tenth of that, 256-byte values.
@@ -107,9 +111,17 @@ func rawCatchUp(b *testing.B, conn *kv.Conn, stream string, want int) time.Durat
 	return d
 }
 
+// benchSync: SLIPSTREAM_BENCH_SYNC=1 runs the catch-up folds with an fsync per Apply
+// (the backends' default) instead of SyncNone.
+func benchSync() bool { return os.Getenv("SLIPSTREAM_BENCH_SYNC") == "1" }
+
 func openPebble(b *testing.B, dir string) fold.Store {
 	b.Helper()
-	s, err := pebble.Open(dir, pebble.Options{Sync: pebble.SyncNone})
+	o := pebble.Options{Sync: pebble.SyncNone}
+	if benchSync() {
+		o.Sync = pebble.SyncEveryApply
+	}
+	s, err := pebble.Open(dir, o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -118,7 +130,11 @@ func openPebble(b *testing.B, dir string) fold.Store {
 
 func openMem(b *testing.B, dir string) fold.Store {
 	b.Helper()
-	s, err := memory.Open(dir, memory.Options{Sync: memory.SyncNone})
+	o := memory.Options{Sync: memory.SyncNone}
+	if benchSync() {
+		o.Sync = memory.SyncEveryApply
+	}
+	s, err := memory.Open(dir, o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -127,12 +143,34 @@ func openMem(b *testing.B, dir string) fold.Store {
 
 // BenchmarkCatchUp folds the whole big bucket from an empty store into each backend and
 // compares the rate with a raw ordered consumer that only counts messages, in the same run.
+// Besides the rates it reports the process CPU time per message of each phase (server and
+// client share the process): on a loaded machine wall-clock ratios drift with the load, CPU
+// per message much less.
 func BenchmarkCatchUp(b *testing.B) {
 	f := getFoldBench(b)
-	var raw, mem, peb time.Duration
+	type phase struct {
+		wall, cpu     time.Duration
+		alloc, cycles uint64
+	}
+	phases := map[string]*phase{}
+	measure := func(name string, run func() time.Duration) {
+		p := phases[name]
+		if p == nil {
+			p = &phase{}
+			phases[name] = p
+		}
+		c0 := cpuTime(b)
+		a0, n0 := heapAllocs()
+		p.wall += run()
+		p.cpu += cpuTime(b) - c0
+		a1, n1 := heapAllocs()
+		p.alloc += a1 - a0
+		p.cycles += n1 - n0
+	}
+	backends := benchBackends()
 	for i := 0; i < b.N; i++ {
-		raw += rawCatchUp(b, f.conn, f.big.Stream(), f.nBig)
-		for _, backend := range []string{"memory", "pebble"} {
+		measure("raw", func() time.Duration { return rawCatchUp(b, f.conn, f.big.Stream(), f.nBig) })
+		for _, backend := range backends {
 			dir := b.TempDir()
 			var s fold.Store
 			if backend == "memory" {
@@ -140,25 +178,65 @@ func BenchmarkCatchUp(b *testing.B) {
 			} else {
 				s = openPebble(b, dir)
 			}
-			d, n := untilEvent(b, f.big, s, fold.EventSynced)
-			if n != f.nBig {
-				b.Fatalf("%s fold applied %d updates, want %d", backend, n, f.nBig)
-			}
-			if backend == "memory" {
-				mem += d
-			} else {
-				peb += d
-			}
+			measure(backend, func() time.Duration {
+				d, n := untilEvent(b, f.big, s, fold.EventSynced)
+				if n != f.nBig {
+					b.Fatalf("%s fold applied %d updates, want %d", backend, n, f.nBig)
+				}
+				return d
+			})
 			_ = s.Close()
 			_ = os.RemoveAll(dir)
 		}
 	}
-	rate := func(d time.Duration) float64 { return float64(f.nBig*b.N) / d.Seconds() }
+	msgs := float64(f.nBig * b.N)
+	rate := func(p *phase) float64 { return msgs / p.wall.Seconds() }
+	perMsg := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / msgs }
+	raw := phases["raw"]
 	b.ReportMetric(rate(raw), "raw_msgs/s")
-	b.ReportMetric(rate(mem), "memory_msgs/s")
-	b.ReportMetric(rate(peb), "pebble_msgs/s")
-	b.ReportMetric(rate(mem)/rate(raw), "memory_ratio")
-	b.ReportMetric(rate(peb)/rate(raw), "pebble_ratio")
+	b.ReportMetric(perMsg(raw.cpu), "raw_cpu_us/msg")
+	b.ReportMetric(float64(raw.alloc)/msgs, "raw_alloc_B/msg")
+	b.ReportMetric(float64(raw.cycles)/float64(b.N), "raw_gc_cycles")
+	for _, backend := range backends {
+		p := phases[backend]
+		b.ReportMetric(rate(p), backend+"_msgs/s")
+		b.ReportMetric(rate(p)/rate(raw), backend+"_ratio")
+		b.ReportMetric(perMsg(p.cpu), backend+"_cpu_us/msg")
+		b.ReportMetric(float64(p.alloc)/msgs, backend+"_alloc_B/msg")
+		b.ReportMetric(float64(p.cycles)/float64(b.N), backend+"_gc_cycles")
+	}
+}
+
+// heapAllocs returns the bytes allocated on the heap and the GC cycles completed so far
+// (by the whole process: the in-process server's garbage counts too).
+func heapAllocs() (bytes, cycles uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
+}
+
+// benchBackends are the backends BenchmarkCatchUp folds into: SLIPSTREAM_BENCH_BACKENDS
+// (comma-separated, e.g. "memory" to profile one), default both.
+func benchBackends() []string {
+	if v := os.Getenv("SLIPSTREAM_BENCH_BACKENDS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"memory", "pebble"}
+}
+
+// cpuTime is the CPU time (user + system) the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkRestart measures open-to-verified of a pebble fold with 1,000 updates written
