@@ -84,7 +84,8 @@ func mainRun(ctx context.Context, args []string, getenv func(string) (string, bo
 		return ExitFailure
 	}
 	log.Info("agent starting", logBucket, cfg.Bucket, "prefixes", strings.Join(cfg.Prefixes, ","),
-		"backend", cfg.Backend, "dir", cfg.DataDir, "nats", redactedURLs(cfg.NATSURLs), "exportLocation", exportDesc(cfg))
+		"backend", cfg.Backend, "dir", cfg.DataDir, "nats", redactedURLs(cfg.NATSURLs), "exportLocation", exportDesc(cfg),
+		"mode", modeDesc(cfg))
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", logError, err)
 		return ExitFailure
@@ -109,6 +110,14 @@ func exportDesc(cfg Config) string {
 		d += " (seed and on demand only)"
 	}
 	return d
+}
+
+// modeDesc names standalone or cluster mode (with the KVFold and the node) for the log.
+func modeDesc(cfg Config) string {
+	if c := cfg.Cluster; c != nil {
+		return fmt.Sprintf("cluster (KVFold %s/%s, node %s, pod %s)", c.Namespace, c.Fold, c.Node, c.Pod)
+	}
+	return "standalone"
 }
 
 func redactedURLs(us []string) string {

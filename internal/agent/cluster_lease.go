@@ -52,10 +52,13 @@ func newElector(k *cluster, rc *rest.Config) (*elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes lease client: %w", err)
 	}
-	// client-go's leader election logs through klog: route it to the agent's log.
-	klog.SetSlogLogger(k.log)
+	// client-go's leader election logs through klog: route it to the agent's log (klog's
+	// logger is process-wide: the first agent's, when a test runs several).
+	klogOnce.Do(func() { klog.SetSlogLogger(k.log) })
 	return &elector{k: k, lease: cc}, nil
 }
+
+var klogOnce sync.Once
 
 // leader implements leaderGate.
 func (e *elector) leader() (context.Context, bool) {

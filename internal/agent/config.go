@@ -233,6 +233,11 @@ Every flag can also be set with an environment variable SLIPSTREAM_<FLAG> (upper
 dashes as underscores, e.g. SLIPSTREAM_NATS_URL); the command line wins over the
 environment, which wins over --fold-file.
 
+In a KVFold's DaemonSet the operator also sets SLIPSTREAM_KVFOLD_NAME, _KVFOLD_NAMESPACE,
+_NODE_NAME, _POD_NAME and _EXPORT_LEASE: the agent then runs in cluster mode. It writes its
+KVFoldNode's status, exports on request of the KVFold's slipstream.dev/export-now annotation
+and elects the exporter with the fold's Lease instead of --export-lease-bucket.
+
 Flags:
 `)
 	printFlags(fs, true)

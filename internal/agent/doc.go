@@ -12,8 +12,14 @@
 //     (Opening -> Seeding -> CatchingUp -> Live, Degraded) driven by the loop's Observer.
 //   - seed.go: with --export-url, an empty store at startup and a cursor expiry (the loop's
 //     Reseed hook) seed from the newest export NATS can continue from (pkg/export Seeder).
+//   - natsauth.go: NATS credential and TLS files (NKey seed, user/password, token, CA,
+//     client certificate), checked at start and read at every connect.
 //   - exports.go: scheduled (interval or cron) and on-demand (POST /v1/export) exports, run
-//     only while this agent holds the NATS KV export lease; failures counted and retried.
+//     only while this agent holds the export lease (NATS KV standalone, the fold's Kubernetes
+//     Lease in a cluster); failures counted and retried.
+//   - cluster.go, cluster_status.go, cluster_lease.go: cluster mode (SLIPSTREAM_KVFOLD_NAME
+//     set by the operator): the KVFoldNode status reporter and its write rules, the KVFold
+//     watch for the export-now annotation, and the export Lease election.
 //   - server.go, api_*.go: the local read API (status, keys, range, watch, health, metrics)
 //     with bearer-token auth and request limits.
 //   - ring.go: the bounded in-memory ring of applied updates behind /v1/watch.

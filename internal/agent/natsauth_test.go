@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/slipstream-dev/slipstream/api/v1alpha1"
+	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
 )
 
 func writeSecret(t *testing.T, dir, name, content string) string {
@@ -195,4 +198,53 @@ func testCAPEM(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestAgentConnectsWithCredentialFiles: the agent authenticates to a real nats-server with
+// the user/password files (a password with spaces and URL delimiters) and the token file.
+func TestAgentConnectsWithCredentialFiles(t *testing.T) {
+	cases := []struct {
+		name string
+		auth func(o *server.Options)
+		env  func(dir string) map[string]string
+	}{
+		{"user and password", func(o *server.Options) { o.Username, o.Password = "edge", "p@ss w/rd:#?" }, func(dir string) map[string]string {
+			return map[string]string{
+				"SLIPSTREAM_NATS_USER_FILE":     writeSecret(t, dir, "username", "edge\n"),
+				"SLIPSTREAM_NATS_PASSWORD_FILE": writeSecret(t, dir, "password", "p@ss w/rd:#?\n"),
+			}
+		}},
+		{"token", func(o *server.Options) { o.Authorization = "s3cr3t-token" }, func(dir string) map[string]string {
+			return map[string]string{"SLIPSTREAM_NATS_TOKEN_FILE": writeSecret(t, dir, "token", "s3cr3t-token\n")}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := natstest.StartWith(t, natstest.Options{Configure: c.auth})
+			dir := t.TempDir()
+			cfg, err := ParseRun([]string{"--nats-url", srv.URL(), "--bucket", "b", "--data-dir", filepath.Join(dir, "fold"),
+				"--backend", "memory", "--listen", "127.0.0.1:0"}, env(c.env(dir)), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(cfg, testLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			// Connected and authorized: the agent gets as far as the (missing) bucket.
+			waitFor(t, 15*time.Second, "past the connect", func() (bool, string) {
+				st := a.tracker.snapshot()
+				return strings.Contains(st.LastError, "bucket \"b\" not found"), st.LastError
+			})
+		})
+	}
 }
