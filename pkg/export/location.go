@@ -37,7 +37,8 @@ type Location struct {
 //
 // Credentials come from each cloud's standard chain (environment, files, workload
 // identity), never from the URL. For file:// URLs temporary files are created next to the
-// target (no_tmp_dir) so the final rename never crosses file systems; pass
+// target (no_tmp_dir) so the final rename never crosses file systems, and no metadata
+// sidecar files are written (metadata=skip; pass metadata= to have them); pass
 // create_dir=true to create the directory. Errors wrap ErrLocation (bad URL) or
 // ErrUnavailable / ErrAccessDenied; opening does not contact the store.
 func OpenLocation(ctx context.Context, rawURL string) (*Location, error) {
@@ -52,8 +53,14 @@ func OpenLocation(ctx context.Context, rawURL string) (*Location, error) {
 		q := u.Query()
 		if q.Get("no_tmp_dir") == "" {
 			q.Set("no_tmp_dir", "true")
-			u.RawQuery = q.Encode()
 		}
+		if _, ok := q["metadata"]; !ok {
+			// No ".attrs" sidecar: its MD5 of the whole upload (fileblob hashes every
+			// byte for it) is the largest CPU cost of an export to a file, and exports
+			// carry their own checksums.
+			q.Set("metadata", "skip")
+		}
+		u.RawQuery = q.Encode()
 	}
 	b, err := blob.OpenBucket(ctx, u.String())
 	if err != nil {
@@ -98,8 +105,11 @@ func redactErr(err error) string {
 type Listing struct {
 	// Exports are the export objects, newest first (highest cursor, then latest created).
 	Exports []Object
-	// Ignored are keys below the bucket's directory that are not export names (foreign
-	// files, unfinished temporary files of some drivers): reported, never touched.
+	// Temp are temporary files of unfinished uploads (file:// leaves them behind when an
+	// exporter crashes mid-upload): never exports; Prune removes the stale ones.
+	Temp []Object
+	// Ignored are keys below the bucket's directory that are neither export names nor
+	// upload temporary files (foreign files): reported, never touched.
 	Ignored []string
 }
 
@@ -122,6 +132,11 @@ func (l *Location) List(ctx context.Context, bucket string) (Listing, error) {
 		}
 		o, ok := ParseKey(obj.Key)
 		if !ok || o.Bucket != bucket {
+			if t, ok := parseTempKey(obj.Key); ok && t.Bucket == bucket {
+				t.Size, t.ModTime = obj.Size, obj.ModTime
+				out.Temp = append(out.Temp, t)
+				continue
+			}
 			out.Ignored = append(out.Ignored, obj.Key)
 			continue
 		}

@@ -93,3 +93,30 @@ func ParseKey(key string) (Object, bool) {
 	}
 	return Object{Key: key, Bucket: bucket, Cursor: cursor, Created: time.Unix(0, nanos).UTC()}, true
 }
+
+// tempSuffix ends the temporary file of an unfinished file:// upload: fileblob writes
+// "<key>.<unix nanos in hex>.tmp" next to the target (no_tmp_dir) and renames it into
+// place on Close. A crash or kill mid-upload leaves it behind.
+const tempSuffix = ".tmp"
+
+// parseTempKey parses the key of an unfinished upload's temporary file: an export key
+// followed by ".<hex>.tmp". ok is false for anything else.
+func parseTempKey(key string) (Object, bool) {
+	rest, found := strings.CutSuffix(key, tempSuffix)
+	if !found {
+		return Object{}, false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || i == len(rest)-1 {
+		return Object{}, false
+	}
+	if _, err := strconv.ParseUint(rest[i+1:], 16, 64); err != nil {
+		return Object{}, false
+	}
+	o, ok := ParseKey(rest[:i])
+	if !ok {
+		return Object{}, false
+	}
+	o.Key = key
+	return o, true
+}

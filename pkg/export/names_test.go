@@ -66,3 +66,19 @@ func TestNewerOrder(t *testing.T) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
 }
+
+func TestParseTempKey(t *testing.T) {
+	const key = "routes/00000000000000012345-0000000000000000042-0123456789abcdef.slex"
+	o, ok := parseTempKey(key + ".18a2b3c4d5e6f708.tmp")
+	if !ok || o.Cursor != 12345 || o.Bucket != "routes" || o.Key != key+".18a2b3c4d5e6f708.tmp" {
+		t.Fatalf("parseTempKey = %+v, %v", o, ok)
+	}
+	for _, k := range []string{
+		key, key + ".tmp", key + "..tmp", key + ".xyz.tmp", key + ".12.tmp.x",
+		"routes/notes.txt.12.tmp", "routes/00000000000000012345-x.slex.12.tmp",
+	} {
+		if _, ok := parseTempKey(k); ok {
+			t.Errorf("parseTempKey(%q) accepted", k)
+		}
+	}
+}

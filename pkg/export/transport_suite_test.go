@@ -160,7 +160,7 @@ func testFailedUploadInvisible(t *testing.T, l *Location) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls.Exports) != 0 || len(ls.Ignored) != 0 {
+	if len(ls.Exports) != 0 || len(ls.Ignored) != 0 || len(ls.Temp) != 0 {
 		t.Fatalf("failed uploads left objects: %+v", ls)
 	}
 }
