@@ -40,8 +40,14 @@ const (
 
 // Paths inside the agent container.
 const (
-	// AgentDataDir is the fold's host path, mounted (<hostPath>/<namespace>/<name>).
-	AgentDataDir = "/var/lib/slipstream/fold"
+	// AgentDataMount is where the fold's host path (<hostPath>/<namespace>/<name>) is
+	// mounted. The fold itself is AgentDataDir inside it, not the mount point: seeding stages
+	// an export in a sibling directory (<data-dir>.staging) and swaps the two by rename, and a
+	// corrupted store is moved aside to <data-dir>.corrupted-<time>; both must stay on the
+	// same writable file system, and a mount point cannot be renamed.
+	AgentDataMount = "/var/lib/slipstream"
+	// AgentDataDir is the fold's directory: <hostPath>/<namespace>/<name>/fold on the node.
+	AgentDataDir = AgentDataMount + "/fold"
 	// AgentNATSSecretDir holds the NATS credential Secret's keys.
 	AgentNATSSecretDir = "/etc/slipstream/nats"
 	// AgentTLSSecretDir holds the NATS TLS Secret's keys.

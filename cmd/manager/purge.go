@@ -58,8 +58,9 @@ func purge(dir string) error {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	if err := os.Remove(parent); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
-		// The parent is the mount point in a cleanup Job (busy): that is fine too.
-		if !errors.Is(err, syscall.EBUSY) {
+		// The parent is the mount point in a cleanup Job: busy, or on a read-only root file
+		// system (EROFS, as the Job runs); the node keeps the empty namespace directory.
+		if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EROFS) {
 			return fmt.Errorf("remove empty %s: %w", parent, err)
 		}
 	}

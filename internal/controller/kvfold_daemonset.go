@@ -42,7 +42,8 @@ const (
 	EnvTLSKeyFile    = v1alpha1.EnvTLSKeyFile
 )
 
-// foldHostPath is where a fold lives on a node: <hostPath>/<namespace>/<name>.
+// foldHostPath is the fold's directory on a node, <hostPath>/<namespace>/<name>, mounted at
+// AgentDataMount (the store is its fold/ subdirectory, with seeding's staging beside it).
 func foldHostPath(fold *v1alpha1.KVFold) string {
 	root := fold.Spec.Storage.HostPath
 	if root == "" {
@@ -131,7 +132,7 @@ func agentEnvAndVolumes(fold *v1alpha1.KVFold) ([]corev1.EnvVar, []corev1.EnvFro
 		}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
-	mounts := []corev1.VolumeMount{{Name: "data", MountPath: dataDir}, {Name: "tmp", MountPath: "/tmp"}}
+	mounts := []corev1.VolumeMount{{Name: "data", MountPath: v1alpha1.AgentDataMount}, {Name: "tmp", MountPath: "/tmp"}}
 	secretVol := func(name, secret string) {
 		vols = append(vols, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: secret, DefaultMode: ptr.To[int32](0o400),
