@@ -5,11 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -81,7 +83,7 @@ func TestParseRunNATSCredentialFiles(t *testing.T) {
 	}
 
 	// TLS: a CA alone (the controller names tls.crt/tls.key even when the Secret lacks them).
-	ca := writeSecret(t, dir, "ca.crt", testCAPEM(t))
+	ca := writeSecret(t, dir, "ca.crt", newTestCert(t, "ca", nil, true, x509.ExtKeyUsageAny).certPEM)
 	c, err = ParseRun(base, env(map[string]string{
 		"SLIPSTREAM_TLS_CA_FILE": ca, "SLIPSTREAM_TLS_CERT_FILE": filepath.Join(dir, "tls.crt"), "SLIPSTREAM_TLS_KEY_FILE": filepath.Join(dir, "tls.key"),
 	}), io.Discard)
@@ -181,33 +183,75 @@ func TestParseClusterEnv(t *testing.T) {
 	}
 }
 
-// testCAPEM returns a fresh self-signed CA certificate as PEM (only parsed, never trusted).
-func testCAPEM(t *testing.T) string {
+// testCert is a certificate for 127.0.0.1 and its key, as PEM.
+type testCert struct {
+	cert            *x509.Certificate
+	key             *ecdsa.PrivateKey
+	certPEM, keyPEM string
+}
+
+// newTestCert makes a certificate signed by parent (self-signed when nil).
+func newTestCert(t *testing.T, cn string, parent *testCert, isCA bool, usage x509.ExtKeyUsage) *testCert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCert{cert: cert, key: key,
+		certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		keyPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))}
 }
 
 // TestAgentConnectsWithCredentialFiles: the agent authenticates to a real nats-server with
-// the user/password files (a password with spaces and URL delimiters) and the token file.
+// the user/password files (a password with spaces and URL delimiters), the token file, and
+// the TLS files (a server that requires a client certificate).
 func TestAgentConnectsWithCredentialFiles(t *testing.T) {
+	ca := newTestCert(t, "ca", nil, true, x509.ExtKeyUsageAny)
+	srvCert := newTestCert(t, "server", ca, false, x509.ExtKeyUsageServerAuth)
+	cliCert := newTestCert(t, "client", ca, false, x509.ExtKeyUsageClientAuth)
 	cases := []struct {
 		name string
 		auth func(o *server.Options)
 		env  func(dir string) map[string]string
 	}{
+		{"tls with a client certificate", func(o *server.Options) {
+			pair, err := tls.X509KeyPair([]byte(srvCert.certPEM), []byte(srvCert.keyPEM))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(ca.cert)
+			o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+			o.TLS, o.TLSVerify, o.TLSTimeout = true, true, 2
+		}, func(dir string) map[string]string {
+			return map[string]string{
+				"SLIPSTREAM_TLS_CA_FILE":   writeSecret(t, dir, "ca.crt", ca.certPEM),
+				"SLIPSTREAM_TLS_CERT_FILE": writeSecret(t, dir, "tls.crt", cliCert.certPEM),
+				"SLIPSTREAM_TLS_KEY_FILE":  writeSecret(t, dir, "tls.key", cliCert.keyPEM),
+			}
+		}},
 		{"user and password", func(o *server.Options) { o.Username, o.Password = "edge", "p@ss w/rd:#?" }, func(dir string) map[string]string {
 			return map[string]string{
 				"SLIPSTREAM_NATS_USER_FILE":     writeSecret(t, dir, "username", "edge\n"),
@@ -222,7 +266,11 @@ func TestAgentConnectsWithCredentialFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv := natstest.StartWith(t, natstest.Options{Configure: c.auth})
 			dir := t.TempDir()
-			cfg, err := ParseRun([]string{"--nats-url", srv.URL(), "--bucket", "b", "--data-dir", filepath.Join(dir, "fold"),
+			url := srv.URL()
+			if strings.HasPrefix(c.name, "tls") {
+				url = strings.Replace(url, "nats://", "tls://", 1)
+			}
+			cfg, err := ParseRun([]string{"--nats-url", url, "--bucket", "b", "--data-dir", filepath.Join(dir, "fold"),
 				"--backend", "memory", "--listen", "127.0.0.1:0"}, env(c.env(dir)), io.Discard)
 			if err != nil {
 				t.Fatal(err)
