@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"iter"
+	"runtime"
 	"time"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
@@ -24,8 +26,11 @@ type Meta struct {
 }
 
 // Write streams snap to w as an export and returns its summary. It reads the snapshot
-// once, in key order, holding at most one frame (about 256 KiB, or one record when larger)
-// in memory: a fold is never materialized.
+// once, in key order, holding a few frames (about 256 KiB each, or one record when larger)
+// in memory: a fold is never materialized. A snapshot that can be read in key ranges (a
+// pebble snapshot: splitRanger) is read and encoded by a few goroutines at once, each
+// holding at most chunkFrames frames ahead of the writer; others in one pass, without
+// copying each entry when they can range by borrowing (borrowingRanger).
 //
 // The snapshot must be at a consistent applied cursor: State().Cursor > 0 and not
 // Resyncing, else ErrNotExportable. A key outside meta.Scope, or a snapshot whose contents
@@ -82,32 +87,11 @@ func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 	if err := fw.flush(frameHeader); err != nil {
 		return Summary{}, err
 	}
-	var live, tombs uint64
-	var last string
-	first := true
-	for e, err := range snap.Range("", true) {
-		if err != nil {
-			return Summary{}, fmt.Errorf("write export: read fold: %w", err)
-		}
-		if !first && e.Key <= last {
-			return Summary{}, fmt.Errorf("write export: %w: fold range out of order at key %q", ErrNotExportable, e.Key)
-		}
-		if e.Key == "" || !meta.Scope.Contains(e.Key) {
-			return Summary{}, fmt.Errorf("write export: %w: key %q is outside scope %q", ErrNotExportable, e.Key, meta.Scope)
-		}
-		if e.Revision == 0 || e.Revision > st.Cursor {
-			return Summary{}, fmt.Errorf("write export: %w: key %q at revision %d beyond the cursor %d", ErrNotExportable, e.Key, e.Revision, st.Cursor)
-		}
-		first, last = false, e.Key
-		if e.Live {
-			live++
-		} else {
-			tombs++
-		}
-		if err := fw.record(e); err != nil {
-			return Summary{}, err
-		}
+	chk := recordCheck{scope: meta.Scope, cursor: st.Cursor}
+	if err := writeRecords(fw, snap, &chk); err != nil {
+		return Summary{}, err
 	}
+	live, tombs := chk.live, chk.tombs
 	if live != h.Live || tombs != h.Tombstones {
 		return Summary{}, fmt.Errorf("write export: %w: snapshot holds %d live and %d tombstones, its stats say %d and %d",
 			ErrNotExportable, live, tombs, h.Live, h.Tombstones)
@@ -124,6 +108,77 @@ func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 		return Summary{}, err
 	}
 	return Summary{Header: h, Bytes: fw.n, Checksum: sum}, nil
+}
+
+// writeRecords writes the snapshot's records, in parallel key ranges when it can split
+// them, else in one sequential pass.
+func writeRecords(fw *frameWriter, snap fold.Reader, chk *recordCheck) error {
+	if sr, ok := snap.(splitRanger); ok {
+		workers := min(max(runtime.GOMAXPROCS(0), 2), maxExportWorkers)
+		if keys, err := sr.SplitKeys(workers * 8); err == nil && len(keys) > 0 {
+			return writeParallel(fw, sr, keys, chk, workers)
+		}
+	}
+	entries := snap.Range
+	if br, ok := snap.(borrowingRanger); ok {
+		entries = br.RangeBorrowed
+	}
+	return encodeRange(fw, entries("", true), chk)
+}
+
+// encodeRange checks and encodes entries into fw's frames (the last one left in fw.buf).
+func encodeRange(fw *frameWriter, entries iter.Seq2[fold.Entry, error], chk *recordCheck) error {
+	for e, err := range entries {
+		if err != nil {
+			return fmt.Errorf("write export: read fold: %w", err)
+		}
+		if err := chk.check(e); err != nil {
+			return err
+		}
+		if err := fw.record(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordCheck validates the records of a snapshot, or of one key range of it, and counts
+// them.
+type recordCheck struct {
+	scope       kv.Scope
+	cursor      uint64
+	first, last []byte // nil until a record was seen
+	seen        bool
+	live, tombs uint64
+}
+
+func (c *recordCheck) check(e fold.Entry) error {
+	if c.seen && e.Key <= string(c.last) {
+		return fmt.Errorf("write export: %w: fold range out of order at key %q", ErrNotExportable, e.Key)
+	}
+	if e.Key == "" || !c.scope.Contains(e.Key) {
+		return fmt.Errorf("write export: %w: key %q is outside scope %q", ErrNotExportable, e.Key, c.scope)
+	}
+	if e.Revision == 0 || e.Revision > c.cursor {
+		return fmt.Errorf("write export: %w: key %q at revision %d beyond the cursor %d", ErrNotExportable, e.Key, e.Revision, c.cursor)
+	}
+	if !c.seen {
+		c.first = []byte(e.Key)
+	}
+	c.seen, c.last = true, append(c.last[:0], e.Key...)
+	if e.Live {
+		c.live++
+	} else {
+		c.tombs++
+	}
+	return nil
+}
+
+// borrowingRanger is a fold.Reader that can range without copying each entry (pebble):
+// Key and Value are valid only until the loop body returns, which suits Write, since it
+// copies each record into its frame at once.
+type borrowingRanger interface {
+	RangeBorrowed(prefix string, tombstones bool) iter.Seq2[fold.Entry, error]
 }
 
 // frameWriter assembles frames in buf (whose first frameHeaderLen bytes are reserved for

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync/atomic"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
@@ -58,51 +59,108 @@ func (s *Store) BulkLoad(_ string, entries iter.Seq2[fold.Entry, error], st fold
 }
 
 // bulkWrite appends the records of entries and a CURSOR record for st at off, inserting
-// the entries into s.w; it returns the counts and the log's new end.
+// the entries into s.w; it returns the counts and the log's new end. The log writes run in
+// a goroutine of their own, so that the disk (which throttles a writer of this much data)
+// and building the tree overlap.
 func (s *Store) bulkWrite(off int64, entries iter.Seq2[fold.Entry, error], st fold.State) (counts, int64, error) {
-	var c counts
-	buf := make([]byte, 0, bulkWriteBytes+64<<10)
-	flush := func() error {
-		if _, err := s.f.WriteAt(buf, off); err != nil {
-			return fmt.Errorf("bulk load: write log: %w", err)
-		}
-		off += int64(len(buf))
-		buf = buf[:0]
-		return nil
+	lw := newLogWriter(s, off)
+	c, err := s.bulkRecords(lw, entries)
+	if err == nil {
+		lw.buf = appendCursor(lw.buf, st)
+		lw.send()
 	}
+	end, werr := lw.close()
+	if err == nil {
+		err = werr
+	}
+	if err == nil {
+		if serr := s.f.Sync(); serr != nil {
+			err = fmt.Errorf("bulk load: sync log: %w", serr)
+		}
+	}
+	if err != nil {
+		return counts{}, 0, err
+	}
+	return c, end, nil
+}
+
+func (s *Store) bulkRecords(lw *logWriter, entries iter.Seq2[fold.Entry, error]) (counts, error) {
+	var c counts
 	var last []byte
 	n := 0
 	for e, err := range entries {
 		if err != nil {
-			return counts{}, 0, err
+			return counts{}, err
 		}
 		if err := storekit.CheckBulkEntry(e, last, n); err != nil {
-			return counts{}, 0, fmt.Errorf("bulk load: %w", err)
+			return counts{}, fmt.Errorf("bulk load: %w", err)
 		}
 		if e.Live {
-			buf = appendPut(buf, e.Key, e.Value, e.Revision)
+			lw.buf = appendPut(lw.buf, e.Key, e.Value, e.Revision)
 		} else {
-			buf = appendDelete(buf, e.Key, e.Revision, false)
+			lw.buf = appendDelete(lw.buf, e.Key, e.Revision, false)
 		}
 		k, sl := newEntry(e.Key, e.Revision, e.Live, e.Value)
 		s.w.ReplaceOrInsert(k, sl)
 		c.add(k, sl)
 		last = append(last[:0], e.Key...)
 		n++
-		if len(buf) >= bulkWriteBytes {
-			if err := flush(); err != nil {
-				return counts{}, 0, err
-			}
+		if len(lw.buf) >= bulkWriteBytes && !lw.send() {
+			break // a write failed: close reports it
 		}
 	}
-	buf = appendCursor(buf, st)
-	if err := flush(); err != nil {
-		return counts{}, 0, err
+	return c, nil
+}
+
+// logWriter writes buffers at increasing offsets of the log from a goroutine.
+type logWriter struct {
+	buf  []byte
+	full chan []byte
+	free chan []byte
+	done chan struct{}
+	f    interface {
+		WriteAt(b []byte, off int64) (int, error)
 	}
-	if err := s.f.Sync(); err != nil {
-		return counts{}, 0, fmt.Errorf("bulk load: sync log: %w", err)
+	off    int64 // written by the goroutine; read after done
+	err    error
+	failed atomic.Bool
+}
+
+func newLogWriter(s *Store, off int64) *logWriter {
+	lw := &logWriter{full: make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan struct{}), f: s.f, off: off}
+	for range 2 {
+		lw.free <- make([]byte, 0, bulkWriteBytes+64<<10)
 	}
-	return c, off, nil
+	lw.buf = make([]byte, 0, bulkWriteBytes+64<<10)
+	go func() {
+		defer close(lw.done)
+		for b := range lw.full {
+			if lw.err == nil {
+				if _, err := lw.f.WriteAt(b, lw.off); err != nil {
+					lw.err = fmt.Errorf("bulk load: write log: %w", err)
+					lw.failed.Store(true)
+				} else {
+					lw.off += int64(len(b))
+				}
+			}
+			lw.free <- b[:0]
+		}
+	}()
+	return lw
+}
+
+// send hands buf to the goroutine and takes a free buffer; false once a write failed.
+func (lw *logWriter) send() bool {
+	lw.full <- lw.buf
+	lw.buf = <-lw.free
+	return !lw.failed.Load()
+}
+
+// close waits for the writes and returns the log's end and the first write error.
+func (lw *logWriter) close() (int64, error) {
+	close(lw.full)
+	<-lw.done
+	return lw.off, lw.err
 }
 
 // Relocate tells the store that its directory was renamed to dir while it was open (its

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -203,13 +204,75 @@ func (s *Store) RangeBorrowed(prefix string, tombstones bool) iter.Seq2[fold.Ent
 
 // RangeBorrowed is Range without copying (see Store.RangeBorrowed); a Snapshot has it too.
 func (r reader) RangeBorrowed(prefix string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	lower, upper := prefixBounds(prefix)
+	return r.rangeBorrowed(lower, upper, tombstones)
+}
+
+// RangeBorrowedBetween is RangeBorrowed over the keys in [lo, hi) (hi "": no upper
+// bound), so that ranges of a snapshot can be read in parallel (see SplitKeys).
+func (r reader) RangeBorrowedBetween(lo, hi string, tombstones bool) iter.Seq2[fold.Entry, error] {
+	upper := []byte{prefixEntry + 1}
+	if hi != "" {
+		upper = entryKey(hi)
+	}
+	return r.rangeBorrowed(entryKey(lo), upper, tombstones)
+}
+
+// SplitKeys returns up to n-1 increasing keys that cut the snapshot's entries into about
+// n ranges, interpolated between its first and last key (read as numbers after their
+// common prefix): even ranges for evenly spread keys such as sequence numbers, uneven but
+// still correct bounds for any others. A snapshot with too few keys gets none. Errors:
+// fold.ErrClosed, wrapped I/O errors.
+func (s *Snapshot) SplitKeys(n int) ([]string, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	lower, upper := prefixBounds("")
+	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, wrapErr("split keys", err)
+	}
+	defer it.Close()
+	if !it.First() {
+		return nil, wrapErrNil("split keys", it.Error())
+	}
+	lo := bytes.Clone(it.Key()[1:])
+	if !it.Last() {
+		return nil, wrapErrNil("split keys", it.Error())
+	}
+	hi := bytes.Clone(it.Key()[1:])
+	p := 0
+	for p < len(lo) && p < len(hi) && lo[p] == hi[p] {
+		p++
+	}
+	num := func(k []byte) uint64 {
+		var b [8]byte
+		copy(b[:], k[min(p, len(k)):])
+		return binary.BigEndian.Uint64(b[:])
+	}
+	a, b := num(lo), num(hi)
+	if n < 2 || b-a < uint64(n) {
+		return nil, nil
+	}
+	var out []string
+	for j := 1; j < n; j++ {
+		v := a + uint64(float64(b-a)*float64(j)/float64(n))
+		k := binary.BigEndian.AppendUint64(append([]byte(nil), hi[:p]...), v)
+		if key := string(bytes.TrimRight(k, "\x00")); key > string(lo) && (len(out) == 0 || key > out[len(out)-1]) {
+			out = append(out, key)
+		}
+	}
+	return out, nil
+}
+
+func (r reader) rangeBorrowed(lower, upper []byte, tombstones bool) iter.Seq2[fold.Entry, error] {
 	return func(yield func(fold.Entry, error) bool) {
 		if err := r.acquire(); err != nil {
 			yield(fold.Entry{}, err)
 			return
 		}
 		defer r.release()
-		lower, upper := prefixBounds(prefix)
 		it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			yield(fold.Entry{}, wrapErr("range", err))
