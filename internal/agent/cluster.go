@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,7 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/slipstream-dev/slipstream/api/v1alpha1"
 )
@@ -142,6 +145,7 @@ func newCluster(cfg ClusterConfig, a *Agent, log *slog.Logger) (*cluster, error)
 			return nil, configErrorf("%s is set (cluster mode) but there is no in-cluster API configuration: %v", v1alpha1.EnvFoldName, err)
 		}
 	}
+	routeLibraryLogs(log)
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "slipstream-agent/" + cfg.Node
 	c, err := client.NewWithWatch(rc, client.Options{Scheme: clusterScheme(), Mapper: clusterMapper()})
@@ -160,6 +164,18 @@ func newCluster(cfg ClusterConfig, a *Agent, log *slog.Logger) (*cluster, error)
 		}
 	}
 	return k, nil
+}
+
+var libraryLogsOnce sync.Once
+
+// routeLibraryLogs sends the logs of client-go (klog: leader election, watches) and of
+// controller-runtime's client (logr; unset, it prints a warning with a stack trace) to the
+// agent's log. Both loggers are process-wide: the first agent's, when a test runs several.
+func routeLibraryLogs(log *slog.Logger) {
+	libraryLogsOnce.Do(func() {
+		klog.SetSlogLogger(log)
+		ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	})
 }
 
 // clusterScheme knows the kinds the agent reads and writes.

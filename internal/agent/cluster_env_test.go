@@ -91,6 +91,7 @@ type kubeFixture struct {
 	bucket    string
 	natsURL   string
 	exportURL string
+	schedule  string // --export-schedule ("": none)
 }
 
 func newKubeFixture(t *testing.T, natsURL, bucket string) *kubeFixture {
@@ -204,6 +205,9 @@ func (f *kubeFixture) startClusterAgent(t *testing.T, node string, rc *rest.Conf
 	args := []string{"--nats-url", f.natsURL, "--bucket", f.bucket, "--data-dir", t.TempDir(), "--backend", "memory", "--listen", "127.0.0.1:0"}
 	if f.exportURL != "" {
 		args = append(args, "--export-url", f.exportURL)
+	}
+	if f.schedule != "" {
+		args = append(args, "--export-schedule", f.schedule)
 	}
 	cfg, err := ParseRun(args, env(map[string]string{
 		v1alpha1.EnvFoldName: f.fold, v1alpha1.EnvFoldNamespace: f.ns, v1alpha1.EnvNodeName: node,

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/slipstream-dev/slipstream/api/v1alpha1"
@@ -52,13 +51,8 @@ func newElector(k *cluster, rc *rest.Config) (*elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes lease client: %w", err)
 	}
-	// client-go's leader election logs through klog: route it to the agent's log (klog's
-	// logger is process-wide: the first agent's, when a test runs several).
-	klogOnce.Do(func() { klog.SetSlogLogger(k.log) })
 	return &elector{k: k, lease: cc}, nil
 }
-
-var klogOnce sync.Once
 
 // leader implements leaderGate.
 func (e *elector) leader() (context.Context, bool) {

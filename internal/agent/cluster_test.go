@@ -323,3 +323,46 @@ func TestClusterExportNowByTheLeaseHolder(t *testing.T) {
 		return h == "2", h
 	})
 }
+
+// TestClusterScheduledExportsByTheHolderOnly: on the schedule only the Lease holder
+// exports, and in a cluster also while the fold has not moved (the controller judges
+// ExportHealthy by the age of the last export).
+func TestClusterScheduledExportsByTheHolderOnly(t *testing.T) {
+	srv, _ := testBucket(t, "routes", 4)
+	f := newKubeFixture(t, srv.URL(), "routes")
+	dir := t.TempDir()
+	f.exportURL, f.schedule = "file://"+dir, "@every 1s"
+	f.createLease(t)
+	for _, node := range []string{"n1", "n2"} {
+		f.createNodeObject(t, node)
+		user, rc := f.agentUser(t)
+		f.grant(t, user, node)
+		f.startClusterAgent(t, node, rc, func(c *ClusterConfig) { c.StatusInterval = 200 * time.Millisecond })
+	}
+	loc, err := export.OpenLocation(context.Background(), f.exportURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	waitFor(t, 30*time.Second, "three scheduled exports of the quiet fold", func() (bool, string) {
+		ls, err := loc.List(context.Background(), "routes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ls.Exports) >= 3, fmt.Sprintf("%d exports", len(ls.Exports))
+	})
+	holder, _ := f.leaseState(t)
+	waitFor(t, 10*time.Second, "the exports in the holder's status, none in the other's", func() (bool, string) {
+		var seen []string
+		ok := true
+		for _, node := range []string{"n1", "n2"} {
+			n, _ := f.nodeStatus(t, node)
+			exported := n.Status.LastExport != nil
+			if exported != ("routes-"+node == holder) {
+				ok = false
+			}
+			seen = append(seen, fmt.Sprintf("%s exported=%v", node, exported))
+		}
+		return ok, fmt.Sprintf("holder %s: %v", holder, seen)
+	})
+}

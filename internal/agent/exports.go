@@ -228,9 +228,11 @@ func (e *exporter) startWith(reqCtx context.Context, onDemand bool, finished fun
 		m.exports.WithLabelValues(exportSkipped).Inc()
 		return fmt.Errorf("%w (phase %s)", errNotLive, p)
 	}
-	// A schedule on a quiet fold would upload the same state again and again.
+	// A schedule on a quiet fold would upload the same state again and again. Not in a
+	// cluster: there the controller judges ExportHealthy by the age of the last export
+	// against the schedule, so a skipped export would read as an overdue one.
 	e.mu.Lock()
-	unchanged := !onDemand && e.last != 0 && e.last == e.a.tracker.cursor()
+	unchanged := !onDemand && e.gate == nil && e.last != 0 && e.last == e.a.tracker.cursor()
 	e.mu.Unlock()
 	if unchanged {
 		done()
