@@ -291,19 +291,19 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 			a.log.Info("fold drained", logCursor, st.Cursor)
 			return nil
 		}
-		// A fatal loop error: the store failed. Degraded; retry, reopening the store when
-		// it is closed or corrupted.
+		// A fatal loop error: the store failed. Degraded; retry, reopening the store: a
+		// store may refuse every write after a failed one (the memory log after ENOSPC,
+		// whose end is unknown until it is read back), and reopening reads it back from
+		// disk, cutting a torn tail (or quarantining a corrupted store).
 		a.tracker.setCause(causeStore, err)
 		a.log.Error("fold loop stopped; retrying", logError, err)
 		if !bo.sleep(ctx) {
 			return nil
 		}
-		if errors.Is(err, fold.ErrClosed) || errors.Is(err, fold.ErrCorrupted) {
-			a.store.Store(nil)
-			_ = s.Close()
-			if s = a.openStore(ctx); s == nil {
-				return nil
-			}
+		a.store.Store(nil)
+		_ = s.Close()
+		if s = a.openStore(ctx); s == nil {
+			return nil
 		}
 	}
 }
