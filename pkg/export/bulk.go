@@ -35,6 +35,8 @@ const ctxCheckEvery = 4096
 // the sequence ended, which it does only after the trailer verified.
 func (s *Staged) bulkFill(ctx context.Context, bl BulkLoader, rd *Reader) error {
 	h := rd.Header()
+	rd.prefetchFrames()
+	defer rd.stopPrefetch()
 	entries := func(yield func(fold.Entry, error) bool) {
 		n := 0
 		for e, err := range rd.borrowed() {

@@ -39,6 +39,79 @@ type Reader struct {
 	// borrow: Entry's Key and Value alias the frame buffer (valid until the next Next)
 	// instead of being copied; see borrowed.
 	borrow bool
+	// pre, when set, delivers frames read (and checksummed) ahead by a goroutine.
+	pre *prefetcher
+}
+
+// prefetcher reads frames in a goroutine, so that reading and checksumming the export
+// overlap decoding its records and whatever consumes them (a bulk load).
+type prefetcher struct {
+	frames chan prefetched
+	free   chan []byte
+	stop   chan struct{}
+	done   chan struct{}
+	held   []byte // the frame the reader is on; recycled when it moves on
+}
+
+type prefetched struct {
+	typ byte
+	p   []byte
+	err error
+}
+
+// prefetchFrames starts reading frames ahead. Call stopPrefetch (always) before the
+// source is released: the goroutine reads it until the trailer, an error, or the stop.
+func (rd *Reader) prefetchFrames() {
+	pf := &prefetcher{frames: make(chan prefetched, 2), free: make(chan []byte, 4), stop: make(chan struct{}), done: make(chan struct{})}
+	rd.pre = pf
+	go func() {
+		defer close(pf.done)
+		for {
+			var buf []byte
+			select {
+			case buf = <-pf.free:
+			default:
+			}
+			typ, p, err := rd.readFrame(buf)
+			select {
+			case pf.frames <- prefetched{typ, p, err}:
+			case <-pf.stop:
+				return
+			}
+			if err != nil || typ == frameTrailer {
+				return
+			}
+		}
+	}()
+}
+
+// stopPrefetch stops the prefetching goroutine and waits for it; frames are read inline
+// again afterwards.
+func (rd *Reader) stopPrefetch() {
+	if rd.pre == nil {
+		return
+	}
+	close(rd.pre.stop)
+	<-rd.pre.done
+	rd.pre = nil
+}
+
+// nextFrame returns the next frame, read inline or by the prefetcher.
+func (rd *Reader) nextFrame() (byte, []byte, error) {
+	pf := rd.pre
+	if pf == nil {
+		return rd.readFrame(rd.frame)
+	}
+	if pf.held != nil {
+		select {
+		case pf.free <- pf.held[:0]:
+		default:
+		}
+		pf.held = nil
+	}
+	f := <-pf.frames
+	pf.held = f.p
+	return f.typ, f.p, f.err
 }
 
 // Open reads and checks the preamble and the header of an export. Errors: ErrForeign (not
@@ -155,7 +228,7 @@ func (rd *Reader) Next() bool {
 		return false
 	}
 	for rd.pos >= len(rd.frame) {
-		typ, p, err := rd.readFrame(rd.frame)
+		typ, p, err := rd.nextFrame()
 		if err != nil {
 			rd.err = fmt.Errorf("read export: %w", err)
 			return false
