@@ -144,8 +144,11 @@ func (f *fold) caughtUp(b *kv.Bucket, within time.Duration) client.Status {
 		if st, err = f.status(); err != nil {
 			return err
 		}
-		if st.Phase != "Live" || st.Cursor < bs.LastSeq {
-			return fmt.Errorf("agent %s at cursor %d, stream last %d (lastError %q)", st.Phase, st.Cursor, bs.LastSeq, st.LastError)
+		// A scoped fold's cursor stops at its last update in scope: "caught up" is having
+		// seen the stream's last sequence with nothing pending.
+		if st.Phase != "Live" || st.StreamLastSequence < bs.LastSeq || st.Pending != 0 || (len(f.prefixes) == 0 && st.Cursor < bs.LastSeq) {
+			return fmt.Errorf("agent %s at cursor %d (pending %d, stream last seen %d), stream last %d (lastError %q)",
+				st.Phase, st.Cursor, st.Pending, st.StreamLastSequence, bs.LastSeq, st.LastError)
 		}
 		got, err := f.readAPIState()
 		if err != nil {
@@ -160,7 +163,7 @@ func (f *fold) caughtUp(b *kv.Bucket, within time.Duration) client.Status {
 // store is locked while it runs).
 func (f *fold) dump() []line {
 	GinkgoHelper()
-	out, err := run(suite.root, suite.agentBin, "dump", "--data-dir", f.hostDir())
+	out, err := run(suite.root, suite.agentBin, "dump", "--data-dir", f.storeDir())
 	Expect(err).NotTo(HaveOccurred())
 	var lines []line
 	dec := json.NewDecoder(strings.NewReader(out))

@@ -79,7 +79,7 @@ func collectArtifacts(dir string) {
 		}
 		save("agent-"+name+"-metrics.txt", string(b), err)
 		// A stopped agent's fold can be dumped from its host directory.
-		out, err := run(suite.root, suite.agentBin, "dump", "--data-dir", f.hostDir())
+		out, err := run(suite.root, suite.agentBin, "dump", "--data-dir", f.storeDir())
 		save("agent-"+name+"-dump.ndjson", out, err)
 	}
 	if suite.nats != nil && suite.nats.p != nil {

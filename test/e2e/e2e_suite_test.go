@@ -15,8 +15,9 @@ import (
 )
 
 const (
-	releaseName      = "slipstream"
-	releaseNamespace = "slipstream-system"
+	// The suite's own release, apart from the demo's (slipstream in slipstream-system).
+	releaseName      = "slipstream-e2e"
+	releaseNamespace = "slipstream-e2e-system"
 	// testNamespace holds the suite's KVFolds and Secrets.
 	testNamespace = "slipstream-e2e"
 	// exportBucket is the S3 bucket the folds export to.
@@ -78,11 +79,9 @@ var _ = BeforeSuite(func() {
 	suite.managerImg = envOr("SLIPSTREAM_E2E_MANAGER_IMAGE", "slipstream/manager:dev")
 	suite.agentImg = envOr("SLIPSTREAM_E2E_AGENT_IMAGE", "slipstream/agent:dev")
 
-	By("ensuring the one-node cluster is up (make cluster-up; idempotent)")
+	By("ensuring the one-node cluster is up with this tree's images (make cluster-up: idempotent; it runs make images)")
 	suite.broughtUp = !clusterHealthy()
 	makeTarget("cluster-up")
-	By("building and importing the images (make images)")
-	makeTarget("images")
 	suite.helm = tool("helm")
 	suite.agentBin = filepath.Join(suite.tmp, "agent")
 	mustRun(suite.root, "go", "build", "-o", suite.agentBin, "./cmd/agent")
@@ -93,7 +92,8 @@ var _ = BeforeSuite(func() {
 	suite.s3 = s3test.Start(suite.t, exportBucket)
 
 	By("installing the chart (helm install " + releaseName + ")")
-	removeLeftovers()
+	cleanupCluster()
+	noOtherOperator()
 	helmInstall()
 	createTestNamespace()
 	fmt.Fprintf(GinkgoWriter, "suite ready: node %s, nats %s, s3 %s, host paths under %s\n",
@@ -106,8 +106,7 @@ var _ = AfterSuite(func() {
 	}
 	if kube != nil {
 		By("deleting the suite's KVFolds and namespace, then uninstalling the chart")
-		deleteTestNamespace()
-		helmUninstall()
+		cleanupCluster()
 	}
 	if suite.nats != nil {
 		suite.nats.stop()

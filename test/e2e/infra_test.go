@@ -146,12 +146,11 @@ func helmUninstall() {
 	_, _ = kubectl("delete", "namespace", releaseNamespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
 }
 
-// removeLeftovers clears what an interrupted earlier run left: its KVFolds (while a manager
-// can still run their finalizers), its namespace and its release.
-func removeLeftovers() {
+// cleanupCluster removes what the suite (or an interrupted earlier run) created: the KVFolds
+// (while the manager can still run their finalizers), the test namespace, the release.
+func cleanupCluster() {
 	GinkgoHelper()
 	if releaseInstalled() {
-		By("removing a Helm release left by an earlier run")
 		deleteTestNamespace()
 		helmUninstall()
 		return
@@ -161,7 +160,19 @@ func removeLeftovers() {
 	for _, name := range strings.Fields(out) {
 		_, _ = kubectl("patch", "-n", testNamespace, name, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 	}
-	_, _ = kubectl("delete", "namespace", testNamespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
+	_, err := kubectl("delete", "namespace", testNamespace, "--ignore-not-found", "--wait=true", "--timeout=180s")
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// noOtherOperator fails when a Slipstream manager of another release runs (make demo's, for
+// one): it would reconcile the suite's KVFolds too.
+func noOtherOperator() {
+	GinkgoHelper()
+	out, err := kubectl("get", "deployments", "-A", "-l", "app.kubernetes.io/name=slipstream,app.kubernetes.io/component=manager",
+		"-o", `jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{" "}{end}`)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(strings.TrimSpace(out)).To(BeEmpty(),
+		"another Slipstream operator runs in the cluster and would reconcile the suite's KVFolds too; remove it first (make demo-down for the demo's)")
 }
 
 // freePort returns a TCP port free on 127.0.0.1 now.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -37,7 +38,7 @@ func describeNATSDown() {
 			own.stop()
 			c := f.condition(v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonNodesDegraded, time.Minute)
 			fmt.Fprintf(GinkgoWriter, "Degraded: %s\n", c.Message)
-			Expect(c.Message).To(MatchRegexp(`^Degraded nodes: %s: \S`, suite.node), "the node and its error are named")
+			Expect(c.Message).To(MatchRegexp(`^Degraded nodes: %s: \S`, regexp.QuoteMeta(suite.node)), "the node and its error are named")
 			f.event(v1alpha1.EventDegraded, suite.node, time.Minute)
 			n, err := f.node()
 			Expect(err).NotTo(HaveOccurred())
