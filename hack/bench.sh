@@ -12,7 +12,7 @@
 #   BENCH_DIR=DIR    raw results (default _output/bench, or _output/bench-quick with QUICK=1)
 #   BENCH_DOCS=DIR   where benchmarks.md and bench-restart.png go (default docs)
 #
-# A full run takes about 15-20 minutes on 2 idle cores and needs about 4 GiB of free disk
+# A full run takes about 20 minutes on 2 idle cores (40 at load 15-20) and needs about 4 GiB of free disk
 # under TMPDIR (the 5M-key bucket and folds).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -17,8 +17,10 @@ type job struct {
 	Bench string // -bench regexp
 	// Benchtime is -benchtime (default 1x: every benchmark here sizes its own work).
 	Benchtime, QuickBenchtime string
-	// Keys is SLIPSTREAM_BENCH_KEYS (0: not set); QuickKeys replaces it with -quick.
+	// Keys is the fold size, passed as SLIPSTREAM_BENCH_KEYS or KeysEnv (0: not set);
+	// QuickKeys replaces it with -quick.
 	Keys, QuickKeys int
+	KeysEnv         string
 	// Env is further environment; QuickEnv overrides it with -quick.
 	Env, QuickEnv map[string]string
 }
@@ -46,8 +48,7 @@ var plan = []job{
 	{ID: "get-1m", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkGetP99$", Benchtime: "200000x", QuickBenchtime: "20000x", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "export-1m", Pkg: "./pkg/export", Bench: "^Benchmark(ExportFile|Import)$", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "bootstrap-1m", Pkg: "./pkg/export", Bench: "^BenchmarkBootstrap$", Keys: 1_000_000, QuickKeys: 50_000},
-	{ID: "rss-pebble-5m", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkPeakRSS$",
-		Env: map[string]string{"SLIPSTREAM_RSS_KEYS": "5000000"}, QuickEnv: map[string]string{"SLIPSTREAM_RSS_KEYS": "200000"}},
+	{ID: "rss-pebble-5m", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkPeakRSS$", Keys: 5_000_000, QuickKeys: 200_000, KeysEnv: "SLIPSTREAM_RSS_KEYS"},
 	{ID: "memory-overhead-1m", Pkg: "./pkg/fold/memory", Bench: "^BenchmarkMemoryOverhead$", Keys: 1_000_000, QuickKeys: 50_000},
 	// Micro-benchmarks: b.N scales with -benchtime.
 	{ID: "pebble-apply", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkApply$", Benchtime: "2s", QuickBenchtime: "100ms"},
@@ -83,7 +84,11 @@ func (j job) resolve(quick bool) resolved {
 		r.Benchtime = "1x"
 	}
 	if r.Keys > 0 {
-		env["SLIPSTREAM_BENCH_KEYS"] = strconv.Itoa(r.Keys)
+		name := j.KeysEnv
+		if name == "" {
+			name = "SLIPSTREAM_BENCH_KEYS"
+		}
+		env[name] = strconv.Itoa(r.Keys)
 	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		r.Env = append(r.Env, k+"="+env[k])

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -52,8 +53,11 @@ func writeRestartPlot(rs *results, path string) (bool, error) {
 	if rs.info.Mode != "full" {
 		p.Title.Text += ", QUICK run"
 	}
+	if busy(rs.info.LoadStart, rs.info.Machine.Cores) {
+		p.Title.Text += fmt.Sprintf("\nshared machine: load %s on %d cores at the start", strings.Fields(rs.info.LoadStart)[0], rs.info.Machine.Cores)
+	}
 	p.X.Label.Text = "keys in the fold (256-byte values)"
-	p.Y.Label.Text = "time to caught up (ms)"
+	p.Y.Label.Text = "time until caught up (log scale)"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker = sizeTicks(pts)
 	p.Y.Tick.Marker = msTicks{}
@@ -134,8 +138,12 @@ func (msTicks) Ticks(lo, hi float64) []plot.Tick {
 }
 
 func durationLabel(ms float64) string {
-	if ms >= 1000 {
-		return fmt.Sprintf("%.1f s", ms/1000)
+	switch {
+	case ms >= 100_000:
+		return fmt.Sprintf("%.0f s", ms/1000)
+	case ms >= 1000:
+		return strconv.FormatFloat(ms/1000, 'g', 3, 64) + " s"
+	default:
+		return fmt.Sprintf("%.0f ms", ms)
 	}
-	return fmt.Sprintf("%.0f ms", ms)
 }

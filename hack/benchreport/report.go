@@ -125,7 +125,7 @@ func (rs *results) value(job string, x ref) (v float64, problem string) {
 
 // keys is the fold size of a job: as run, else as planned for this run's mode.
 func (rs *results) keys(job string) int {
-	if d, ok := rs.jobs[job]; ok {
+	if d, ok := rs.jobs[job]; ok && d.Keys > 0 {
 		return d.Keys
 	}
 	for _, j := range plan {
