@@ -40,17 +40,14 @@ func emptyStore(s fold.Store) bool {
 
 // swapSeed replaces old (open in the data directory) by a staged export: reads stop using
 // old, it is closed, the staged store is swapped into place and becomes what reads use.
-// Exports are held off meanwhile (storeMu).
+// Exports are held off meanwhile (storeMu). On error it returns, when it could, the old
+// fold again (export.Staged.Replace reopens it), which reads and the loop go on with.
 func (a *Agent) swapSeed(old fold.Store, staged *export.Staged) (fold.Store, error) {
 	a.storeMu.Lock()
 	defer a.storeMu.Unlock()
 	a.store.Store(nil)
-	if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
-		a.store.Store(&storeRef{old})
-		return nil, fmt.Errorf("close the fold before seeding: %w", errors.Join(err, staged.Discard()))
-	}
-	ns, err := staged.Commit(a.cfg.DataDir)
-	if err != nil {
+	ns, err := staged.Replace(old, a.cfg.DataDir)
+	if ns == nil {
 		return nil, err
 	}
 	st := ns.State()
@@ -58,7 +55,7 @@ func (a *Agent) swapSeed(old fold.Store, staged *export.Staged) (fold.Store, err
 	a.store.Store(&storeRef{ns})
 	a.tracker.storeOpened(st)
 	a.metrics.cursor.Set(float64(st.Cursor))
-	return ns, nil
+	return ns, err
 }
 
 // seedEmpty seeds an empty store from the newest usable export (phase Seeding) and
@@ -94,11 +91,12 @@ func (a *Agent) seedEmpty(ctx context.Context, s fold.Store, b *kv.Bucket) fold.
 	}
 	ns, err := a.swapSeed(s, staged)
 	if err != nil {
-		// The old (empty) store is closed or still open; reopen whatever the directory holds.
+		// swapSeed hands back the old (empty) fold when it could reopen it; else open
+		// whatever the directory holds.
 		a.tracker.noteError(fmt.Errorf("seed: %w", err))
-		a.log.Error("seeding failed at the swap; reopening the fold", logError, err)
-		if cur := a.currentStore(); cur != nil {
-			return cur
+		a.log.Error("seeding failed at the swap; going on with the old fold", logError, err)
+		if ns != nil {
+			return ns
 		}
 		return a.openStore(ctx)
 	}
@@ -136,7 +134,9 @@ func (a *Agent) reseeder(b *kv.Bucket) fold.Reseeder {
 		}
 		ns, err := a.swapSeed(old, staged)
 		if err != nil {
-			return nil, "", err
+			// With ns (the old fold reopened) the loop goes on with a full resync.
+			a.tracker.noteError(fmt.Errorf("reseed: %w (full resync instead)", err))
+			return ns, "", err
 		}
 		return ns, res.Source, nil
 	}
