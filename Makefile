@@ -94,7 +94,16 @@ generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go)
 	fi
 
 .PHONY: test
-test: test-chart test-integration test-fuzz ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), then short fuzzing.
+test: test-chart test-integration test-faults test-fuzz ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), then short fuzzing.
+
+# Fault-injection suite: agent kills per backend (NATS restarts: max(20, FAULT_CYCLES/5)).
+# The default keeps `make test` bounded (a few minutes); raise it for a soak.
+FAULT_CYCLES ?= 100
+FAULT_TIMEOUT ?= 30m
+
+.PHONY: test-faults
+test-faults: nats-server ## Fault-injection suite (test/faults; root for its tmpfs): kill -9, NATS restarts, partitions, full disk, stalled watchers, corruption. FAULT_CYCLES scales it.
+	SLIPSTREAM_FAULTS=1 FAULT_CYCLES=$(FAULT_CYCLES) $(GO) test -count=1 -timeout $(FAULT_TIMEOUT) -v $(GOTEST_FLAGS) ./test/faults/
 
 .PHONY: test-unit
 test-unit: ## Fast loop: go test -short ./... (skips the slow tests).
