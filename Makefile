@@ -94,7 +94,7 @@ generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go)
 	fi
 
 .PHONY: test
-test: test-chart test-integration test-faults test-fuzz ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), then short fuzzing.
+test: test-chart test-integration test-faults test-fuzz test-e2e ## Run every test tier: all go tests (unit + integration against real servers; test-unit is their -short subset), short fuzzing, then the end-to-end suite on the local cluster.
 
 # Fault-injection suite: agent kills per backend (NATS restarts: max(20, FAULT_CYCLES/5)).
 # The default keeps `make test` bounded (a few minutes); raise it for a soak.
@@ -124,6 +124,14 @@ test-race: ## All go tests under the race detector (slower; needs cgo).
 .PHONY: test-controller
 test-controller: envtest ## Only the controller suite (envtest: a real etcd + kube-apiserver from bin/k8s).
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./internal/controller/...
+
+# Whole-run timeout of the end-to-end suite; a cold first run includes building Kubernetes.
+E2E_TIMEOUT ?= 75m
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end suite (test/e2e) on the local one-node cluster: cluster-up, images, helm install, real NATS and S3 (first run builds Kubernetes, ~20 min).
+	$(MAKE) nats-server weed
+	SLIPSTREAM_E2E=1 $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v $(GOTEST_FLAGS) ./test/e2e/ -ginkgo.v
 
 # The controller suite (internal/controller) runs against a real etcd + kube-apiserver and
 # fails without them: build them first (instant once cached).
@@ -172,17 +180,24 @@ chart-tools: ## Ensure bin/helm (HELM_VERSION) and bin/k8s/kubectl, for the char
 ##@ Demo
 
 .PHONY: demo
-demo: ## Run the demo: a local nats-server, a bucket and an agent folding it (hack/demo.sh).
-	@test -f hack/demo.sh || { echo "demo: hack/demo.sh does not exist yet (it arrives with the agent)" >&2; exit 1; }
+demo: ## The demo on a local one-node Kubernetes cluster: operator via helm, NATS, S3, a KVFold, a writer (hack/demo.sh; the first run compiles Kubernetes, ~20 min).
+	@hack/apt-ensure.sh curl jq
+	LOCALBIN=$(LOCALBIN) bash hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Remove everything `make demo` started: KVFold, release, processes, and the cluster if the demo brought it up (hack/demo-down.sh).
+	LOCALBIN=$(LOCALBIN) bash hack/demo-down.sh
+
+.PHONY: demo-local
+demo-local: ## The demo without Kubernetes: a local nats-server, a bucket and an agent folding it (hack/demo-local.sh).
 	@hack/apt-ensure.sh curl jq
 	$(MAKE) build COMMANDS=agent
 	$(MAKE) nats-server nats
-	NATS_SERVER=$(NATS_SERVER) NATS=$(NATS) LOCALBIN=$(LOCALBIN) bash hack/demo.sh
+	NATS_SERVER=$(NATS_SERVER) NATS=$(NATS) LOCALBIN=$(LOCALBIN) bash hack/demo-local.sh
 
-.PHONY: demo-down
-demo-down: ## Stop the demo and remove what it started (hack/demo-down.sh).
-	@test -f hack/demo-down.sh || { echo "demo-down: hack/demo-down.sh does not exist yet (it arrives with the agent)" >&2; exit 1; }
-	LOCALBIN=$(LOCALBIN) bash hack/demo-down.sh
+.PHONY: demo-local-down
+demo-local-down: ## Stop the local demo and remove what it started (hack/demo-local-down.sh).
+	LOCALBIN=$(LOCALBIN) bash hack/demo-local-down.sh
 
 ##@ Local cluster
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# hack/demo-down.sh: stop what hack/demo.sh started (`make demo-down`) and remove its state.
+# hack/demo-local-down.sh: stop what hack/demo-local.sh started (`make demo-local-down`) and remove its state.
 # Each process is stopped by its recorded PID only (SIGTERM, then SIGKILL after 15 s), and
 # only if that PID still runs the program the demo started. Idempotent.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-state="${SLIPSTREAM_DEMO_DIR:-${root}/tmp/.demo}"
+state="${SLIPSTREAM_DEMO_DIR:-${root}/tmp/.demo-local}"
 
 running() { # running PID: the process exists and is not a zombie
 	kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]

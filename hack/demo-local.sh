@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# hack/demo.sh: the standalone Slipstream demo (`make demo`).
+# hack/demo-local.sh: the standalone Slipstream demo without Kubernetes (`make demo-local`).
 #
 # Starts, on this machine only (127.0.0.1):
 #   1. a real nats-server process with JetStream (bin/nats-server, built by hack/tool.sh),
 #   2. a bucket "edge-config" seeded with routes, TLS certificates and WASM filter configs,
 #      and a background writer changing it a few times per second (hack/demo-writer),
 #   3. an agent (bin/agent) folding the bucket into a pebble store and serving it,
-# then prints the agent's status and a few reads. `make demo-down` stops it all.
+# then prints the agent's status and a few reads. `make demo-local-down` stops it all.
 #
 # Idempotent: a running demo is reported, not started twice. Every process is recorded by
 # PID in the state directory and stopped by that PID only.
 #
-# Env: SLIPSTREAM_DEMO_DIR (state; default <repo>/tmp/.demo), DEMO_NATS_PORT (14222),
+# Env: SLIPSTREAM_DEMO_DIR (state; default <repo>/tmp/.demo-local), DEMO_NATS_PORT (14222),
 #      DEMO_LISTEN (127.0.0.1:7070), DEMO_BUCKET (edge-config), DEMO_RATE (5 writes/s),
 #      NATS_SERVER, AGENT (binaries; default bin/nats-server, bin/agent).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-state="${SLIPSTREAM_DEMO_DIR:-${root}/tmp/.demo}"
+state="${SLIPSTREAM_DEMO_DIR:-${root}/tmp/.demo-local}"
 port="${DEMO_NATS_PORT:-14222}"
 listen="${DEMO_LISTEN:-127.0.0.1:7070}"
 bucket="${DEMO_BUCKET:-edge-config}"
@@ -58,12 +58,12 @@ show() { # show TITLE CMD...
 if alive agent && alive nats-server; then
 	say "demo already running (state in ${state}); reads:"
 	curl -fsS "${api}/v1/status" | jq . || true
-	echo "stop it with: make demo-down"
+	echo "stop it with: make demo-local-down"
 	exit 0
 fi
 if ls "${state}"/*.pid >/dev/null 2>&1; then
 	say "a previous demo is partly running; cleaning it up first"
-	SLIPSTREAM_DEMO_DIR="${state}" bash "${root}/hack/demo-down.sh"
+	SLIPSTREAM_DEMO_DIR="${state}" bash "${root}/hack/demo-local-down.sh"
 fi
 mkdir -p "${state}/bin"
 
@@ -109,5 +109,5 @@ The demo is running (state and logs in ${state}):
   writer       ${rate} changes/s to ${bucket}  pid $(cat "${state}/writer.pid")
   agent        ${api}  pid $(cat "${state}/agent.pid")
 Try: kill -9 the agent and start it again with the same command (see ${state}/agent.log): it
-resumes from its cursor. Stop everything with: make demo-down
+resumes from its cursor. Stop everything with: make demo-local-down
 MSG
