@@ -104,22 +104,31 @@ var _ = AfterSuite(func() {
 	if suite.root == "" {
 		return
 	}
+	// Deferred, so they run even when the cluster cleanup below fails: the cluster last, the
+	// suite's processes (by PID) before it.
+	defer clusterDown()
+	defer func() {
+		if suite.nats != nil {
+			suite.nats.stop()
+		}
+		if suite.s3 != nil {
+			suite.s3.Stop()
+		}
+		stopPeers()
+		if !CurrentSpecReport().Failed() && !anySpecFailed {
+			_ = os.RemoveAll(suite.tmp)
+		} else {
+			fmt.Fprintf(GinkgoWriter, "keeping the suite's temp dir %s for inspection\n", suite.tmp)
+		}
+	}()
 	if kube != nil {
 		By("deleting the suite's KVFolds and namespace, then uninstalling the chart")
 		cleanupCluster()
 	}
-	if suite.nats != nil {
-		suite.nats.stop()
-	}
-	if suite.s3 != nil {
-		suite.s3.Stop()
-	}
-	stopPeers()
-	if !CurrentSpecReport().Failed() && !anySpecFailed {
-		_ = os.RemoveAll(suite.tmp)
-	} else {
-		fmt.Fprintf(GinkgoWriter, "keeping the suite's temp dir %s for inspection\n", suite.tmp)
-	}
+})
+
+// clusterDown tears the cluster down per SLIPSTREAM_E2E_CLUSTER_DOWN (see doc.go).
+func clusterDown() {
 	switch mode := envOr("SLIPSTREAM_E2E_CLUSTER_DOWN", "auto"); mode {
 	case "always":
 		makeTarget("cluster-down")
@@ -133,7 +142,7 @@ var _ = AfterSuite(func() {
 	default:
 		Fail(fmt.Sprintf("SLIPSTREAM_E2E_CLUSTER_DOWN=%q: want always, never or auto", mode))
 	}
-})
+}
 
 // anySpecFailed is set by the artifact collector, so AfterSuite keeps the temp dir.
 var anySpecFailed bool

@@ -155,12 +155,14 @@ func cleanupCluster() {
 		helmUninstall()
 		return
 	}
+	_, err := kubectl("delete", "namespace", releaseNamespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
+	Expect(err).NotTo(HaveOccurred())
 	// Without a manager nobody runs the finalizers: drop them so the namespace can go.
 	out, _ := kubectl("get", "kvfolds", "-n", testNamespace, "-o", "name", "--ignore-not-found")
 	for _, name := range strings.Fields(out) {
 		_, _ = kubectl("patch", "-n", testNamespace, name, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 	}
-	_, err := kubectl("delete", "namespace", testNamespace, "--ignore-not-found", "--wait=true", "--timeout=180s")
+	_, err = kubectl("delete", "namespace", testNamespace, "--ignore-not-found", "--wait=true", "--timeout=180s")
 	Expect(err).NotTo(HaveOccurred())
 }
 
