@@ -103,8 +103,15 @@ start() {
 	mkdir -p "$PIDS" "$LOGS"
 	echo "--- $(date -u +%FT%TZ) start ${bin} $*" >>"${LOGS}/${name}.log"
 	setsid "$exe" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null 8>&- &
-	local pid=$!
+	local pid=$! i
 	echo "${pid} ${exe}" >"${PIDS}/${name}.pid"
+	# Until the forked shell has exec'd setsid and setsid has exec'd the binary,
+	# /proc/PID/exe names bash or setsid and pid_of would call the process gone: wait for
+	# the exec (milliseconds) so that callers never see that window.
+	for ((i = 0; i < 200; i++)); do
+		[[ "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "$exe" || ! -d "/proc/${pid}" ]] && break
+		sleep 0.05
+	done
 	log "${name} started (pid ${pid}, log ${LOGS}/${name}.log)"
 }
 
