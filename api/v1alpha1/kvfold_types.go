@@ -417,10 +417,10 @@ type KVFoldStatus struct {
 	MinCursor int64 `json:"minCursor,omitempty"`
 	// maxPending: the most messages pending on any node.
 	// +optional
-	MaxPending int64 `json:"maxPending,omitempty"`
+	MaxPending int64 `json:"maxPending"`
 	// maxLagSeconds: the largest lag on any node.
 	// +optional
-	MaxLagSeconds float64 `json:"maxLagSeconds,omitempty"`
+	MaxLagSeconds float64 `json:"maxLagSeconds"`
 	// topLaggards: up to five nodes with the largest lag.
 	// +optional
 	// +listType=atomic

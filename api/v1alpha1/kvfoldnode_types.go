@@ -53,10 +53,10 @@ type KVFoldNodeStatus struct {
 	StreamLastSequence int64 `json:"streamLastSequence,omitempty"`
 	// pending: messages NATS still has for this agent.
 	// +optional
-	Pending int64 `json:"pending,omitempty"`
+	Pending int64 `json:"pending"`
 	// lagSeconds: age of the oldest unapplied update.
 	// +optional
-	LagSeconds float64 `json:"lagSeconds,omitempty"`
+	LagSeconds float64 `json:"lagSeconds"`
 	// keys in the fold.
 	// +optional
 	Keys int64 `json:"keys,omitempty"`

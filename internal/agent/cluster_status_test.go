@@ -27,9 +27,15 @@ func TestStatusPatchClearsZeroFields(t *testing.T) {
 	if len(p.Status) != 16 || len(statusFields) != 16 {
 		t.Fatalf("patch names %d fields, the type has %d; want all 16: %s", len(p.Status), len(statusFields), b)
 	}
-	for _, f := range []string{"lastError", "pending", "lagSeconds", "lastExport", "lastExportError", "seededFrom"} {
+	for _, f := range []string{"lastError", "lastExport", "lastExportError", "seededFrom"} {
 		if v, ok := p.Status[f]; !ok || v != nil {
 			t.Errorf("%s: %v (present %v), want null", f, v, ok)
+		}
+	}
+	// A drained backlog is written as 0, not removed: kubectl's Pending column shows 0.
+	for _, f := range []string{"pending", "lagSeconds"} {
+		if v, ok := p.Status[f]; !ok || v != float64(0) {
+			t.Errorf("%s: %v (present %v), want 0", f, v, ok)
 		}
 	}
 	if p.Status["phase"] != "Live" || p.Status["cursor"] != float64(42) || p.Status["lastUpdateTime"] != "2026-01-02T03:04:05Z" {
