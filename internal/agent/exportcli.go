@@ -157,8 +157,8 @@ func mainExport(ctx context.Context, args []string, getenv func(string) (string,
 		fmt.Fprintf(stderr, "error: --retain %d: want 0 (keep all) or more\n", *retain)
 		return ExitUsage
 	}
-	if fi, err := os.Stat(f.dataDir); err != nil || !fi.IsDir() {
-		fmt.Fprintf(stderr, "error: --data-dir %q: not a directory\n", f.dataDir)
+	if err := existingDir(f.dataDir); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return ExitUsage
 	}
 	loc, err := export.OpenLocation(ctx, f.url)

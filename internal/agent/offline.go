@@ -54,8 +54,8 @@ func mainOffline(cmd string, args []string, getenv func(string) (string, bool), 
 		fmt.Fprintln(stderr, "error: --data-dir is required (or SLIPSTREAM_DATA_DIR)")
 		return ExitUsage
 	}
-	if fi, err := os.Stat(*dir); err != nil || !fi.IsDir() {
-		fmt.Fprintf(stderr, "error: --data-dir %q: not a directory\n", *dir)
+	if err := existingDir(*dir); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return ExitUsage
 	}
 	backend, err := detectBackend(*dir)
@@ -171,6 +171,21 @@ func verify(s fold.Store) error {
 	if st.Live != live || st.Tombstones != tomb || st.LiveBytes != liveBytes {
 		return fmt.Errorf("%w: stats say %d live (%d bytes) + %d tombstones, the keys are %d live (%d bytes) + %d tombstones",
 			fold.ErrCorrupted, st.Live, st.LiveBytes, st.Tombstones, live, liveBytes, tomb)
+	}
+	return nil
+}
+
+// existingDir checks the --data-dir of an offline command, which reads a fold that must
+// already be there: a missing directory and a file are told apart.
+func existingDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("--data-dir %q does not exist (no fold there yet)", dir)
+	case err != nil:
+		return fmt.Errorf("--data-dir %q: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("--data-dir %q: not a directory", dir)
 	}
 	return nil
 }

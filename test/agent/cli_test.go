@@ -58,7 +58,7 @@ func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 		{"backend mismatch", []string{"run", "--nats-url", "nats://127.0.0.1:1", "--bucket", "b", "--data-dir", memFold, "--backend", "pebble"}, nil, 2, "holds a memory fold"},
 		{"dump without dir", []string{"dump"}, nil, 2, "--data-dir is required"},
 		{"dump not a fold", []string{"dump", "--data-dir", notFold}, nil, 3, "no fold store"},
-		{"inspect missing dir", []string{"inspect", "--data-dir", filepath.Join(dir, "nope")}, nil, 2, "not a directory"},
+		{"inspect missing dir", []string{"inspect", "--data-dir", filepath.Join(dir, "nope")}, nil, 2, "does not exist (no fold there yet)"},
 		{"verify extra arg", []string{"verify", "--data-dir", dir, "extra"}, nil, 2, "unexpected argument"},
 	}
 	for _, c := range cases {

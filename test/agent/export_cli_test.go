@@ -231,7 +231,7 @@ func TestExportImportBadInput(t *testing.T) {
 		{"export no bucket", []string{"export", "--data-dir", dir, "--to", exports}, 2, "--bucket is required"},
 		{"export bad scheme", []string{"export", "--data-dir", notFold, "--to", "nope://x", "--bucket", "b"}, 2, "invalid export location"},
 		{"export not a fold", []string{"export", "--data-dir", notFold, "--to", exports, "--bucket", "b"}, 3, "no fold store"},
-		{"export missing dir", []string{"export", "--data-dir", filepath.Join(dir, "nope"), "--to", exports, "--bucket", "b"}, 2, "not a directory"},
+		{"export missing dir", []string{"export", "--data-dir", filepath.Join(dir, "nope"), "--to", exports, "--bucket", "b"}, 2, "does not exist (no fold there yet)"},
 		{"export creds in url", []string{"export", "--data-dir", dir, "--to", "s3://user:secret@bucket", "--bucket", "b"}, 2, "credentials in the URL"},
 		{"import bad scheme", []string{"import", "--from", "nope://x", "--data-dir", filepath.Join(dir, "f"), "--bucket", "b"}, 2, "invalid export location"},
 		{"import bad name", []string{"import", "--from", exports, "--data-dir", filepath.Join(dir, "f"), "--bucket", "b", "--name", "x.slex"}, 2, "not an export name"},

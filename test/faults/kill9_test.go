@@ -2,8 +2,10 @@ package faults_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +14,9 @@ import (
 // inspect runs `agent inspect` on a stopped agent's fold and returns its cursor.
 func inspectCursor(t testing.TB, dir string) uint64 {
 	t.Helper()
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return 0 // killed before it created its data dir: nothing persisted yet
+	}
 	code, out, errOut := runAgent(t, "inspect", "--data-dir", dir)
 	if code != 0 {
 		t.Fatalf("agent inspect: exit %d: %s", code, errOut)
