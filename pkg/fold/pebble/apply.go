@@ -13,8 +13,8 @@ import (
 
 // Apply writes muts, st and the updated counts in one Pebble batch (fsynced with
 // SyncEveryApply). Errors: fold.ErrCursorRegression (a lower cursor without st.Resyncing),
-// storekit.ErrInvalidMutation,
-// fold.ErrClosed, fold.ErrCorrupted (a replaced entry does not decode), or a wrapped I/O
+// storekit.ErrInvalidMutation, an error wrapping syscall.ENOSPC (less than
+// Options.MinFreeBytes free on the store's filesystem), fold.ErrClosed, fold.ErrCorrupted (a replaced entry does not decode), or a wrapped I/O
 // error; on any error nothing is applied.
 func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if err := s.guard.Acquire(); err != nil {
@@ -22,6 +22,9 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	}
 	defer s.guard.Release()
 	if err := storekit.CheckMutations(muts); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	if err := checkSpace(s.opts.FS, s.dir, s.opts.MinFreeBytes); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
 	s.mu.Lock()

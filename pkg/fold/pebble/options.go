@@ -27,6 +27,11 @@ type Options struct {
 	MemTableSize uint64
 	// FS is the filesystem. Default vfs.Default (the OS); tests use vfs.NewCrashableMem().
 	FS vfs.FS
+	// MinFreeBytes: Open and Apply refuse, with an error wrapping syscall.ENOSPC, while the
+	// store's filesystem has less free space (Pebble ends the process when a WAL write
+	// fails). Default MemTableSize + 8 MiB; negative turns the check off. Only for the OS
+	// filesystem (FS vfs.Default), on Linux.
+	MinFreeBytes int64
 	// Logger receives Pebble's logs. Default: informational messages are dropped, errors go
 	// to pebble.DefaultLogger.
 	Logger pebble.Logger
@@ -46,6 +51,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = int64(o.MemTableSize) + defaultReserveExtra //nolint:gosec // memtable sizes are far below 2^63
 	}
 	if o.Logger == nil {
 		o.Logger = quietLogger{}

@@ -26,6 +26,7 @@ const (
 // Store is a fold in a Pebble database.
 type Store struct {
 	db    *pebble.DB
+	dir   string
 	opts  Options
 	guard storekit.Guard
 	meta  atomic.Pointer[meta] // state and counts of the last Apply
@@ -58,6 +59,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble fold store: %w", err)
 	}
+	// Opening replays the WAL and may flush it: not on a full disk.
+	if err := checkSpace(opts.FS, dir, opts.MinFreeBytes); err != nil {
+		return nil, fmt.Errorf("open pebble fold store: %w", err)
+	}
 	po := &pebble.Options{
 		FS:                 opts.FS,
 		CacheSize:          opts.CacheSize,
@@ -76,7 +81,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, wrapErr("open pebble fold store "+dir, err)
 	}
-	s := &Store{db: db, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]prior{}}
+	s := &Store{db: db, dir: dir, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]prior{}}
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open pebble fold store %s: %w", dir, err)
