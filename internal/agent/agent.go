@@ -18,6 +18,7 @@ import (
 
 	"github.com/slipstream-dev/slipstream/pkg/export"
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -312,7 +313,7 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 func (a *Agent) openStore(ctx context.Context) fold.Store {
 	bo := newBackoff()
 	for {
-		s, err := openBackend(a.cfg.DataDir, a.cfg.Backend)
+		s, err := backends.Open(a.cfg.DataDir, a.cfg.storeConfig())
 		if err == nil {
 			st := s.State()
 			a.ring.reset(st.Cursor)

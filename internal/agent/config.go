@@ -42,6 +42,8 @@ type Config struct {
 	Bucket      string        // KV bucket name
 	Prefixes    []string      // scope; empty: the whole bucket
 	Backend     string        // "pebble" or "memory"
+	PebbleSync  bool          // pebble: fsync every applied batch (default true)
+	PebbleCache int64         // pebble: block cache bytes (0: the store's default, 64 MiB)
 	DataDir     string        // fold directory
 	Listen      string        // host:port of the read API
 	BatchWindow time.Duration // batch closes this long after its first update
@@ -118,6 +120,7 @@ type rawRun struct {
 	foldFile, tokenFile                                  string
 	rateLimit, maxWatchers, watchRing                    string
 	logLevel, logFormat                                  string
+	pebbleSync, pebbleCache                              string
 }
 
 func runFlagSet(r *rawRun, out io.Writer) *flag.FlagSet {
@@ -135,6 +138,8 @@ func runFlagSet(r *rawRun, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.bucket, "bucket", "", "JetStream KV bucket to fold (required unless in --fold-file)")
 	fs.Var(listFlag{&r.prefixes}, "prefix", "fold only keys under this prefix, ending in \".\" (repeatable; env: comma separated); default: whole bucket")
 	fs.StringVar(&r.backend, "backend", DefaultBackend, "fold store backend: pebble or memory")
+	fs.StringVar(&r.pebbleSync, "pebble-sync", "true", "pebble: fsync the WAL before each batch counts as applied (false: Pebble syncs in the background; a machine crash may lose the last batches, which NATS then re-delivers)")
+	fs.StringVar(&r.pebbleCache, "pebble-cache-size", "", "pebble: block cache size in bytes (1 MiB..64 GiB; default 64 MiB)")
 	fs.StringVar(&r.dataDir, "data-dir", "", "directory of the fold store (required)")
 	fs.StringVar(&r.listen, "listen", DefaultListen, "host:port of the local read API")
 	fs.StringVar(&r.batchWindow, "batch-window", DefaultBatchWindow.String(), "a batch is applied this long after its first update (1µs..10s)")
@@ -301,6 +306,19 @@ func (r *rawRun) validate() (Config, error) {
 	}
 	if err := validateDataDir(r.dataDir); err != nil {
 		return Config{}, err
+	}
+	if c.PebbleSync, err = strconv.ParseBool(r.pebbleSync); err != nil {
+		return Config{}, configErrorf("--pebble-sync %q: want true or false", r.pebbleSync)
+	}
+	if r.pebbleCache != "" {
+		n, err := strconv.ParseInt(r.pebbleCache, 10, 64)
+		if err != nil {
+			return Config{}, configErrorf("--pebble-cache-size %q: not a number of bytes", r.pebbleCache)
+		}
+		if n < 1<<20 || n > 64<<30 {
+			return Config{}, configErrorf("--pebble-cache-size %d: out of range (1 MiB..64 GiB)", n)
+		}
+		c.PebbleCache = n
 	}
 	if err := validateListen(r.listen); err != nil {
 		return Config{}, err

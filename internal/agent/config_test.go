@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold/pebble"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -23,6 +25,16 @@ func TestParseRunDefaultsEnvAndPrecedence(t *testing.T) {
 	}
 	if c.Listen != DefaultListen || c.Backend != "pebble" || c.BatchWindow != 10*time.Millisecond || c.BatchMax != 100 || c.Prefixes != nil {
 		t.Fatalf("defaults: %+v", c)
+	}
+	if sc := c.storeConfig(); sc.Pebble.Sync != pebble.SyncEveryApply || sc.Pebble.CacheSize != 0 {
+		t.Fatalf("default pebble tuning: %+v", sc.Pebble)
+	}
+	c, err = ParseRun([]string{"--nats-url", "nats://127.0.0.1:4222", "--bucket", "cfg", "--data-dir", dir, "--pebble-sync=false", "--pebble-cache-size", "134217728"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := c.storeConfig(); sc.Backend != "pebble" || sc.Pebble.Sync != pebble.SyncNone || sc.Pebble.CacheSize != 128<<20 {
+		t.Fatalf("pebble tuning from flags: %+v", sc)
 	}
 	c, err = ParseRun([]string{"--bucket", "flagwins", "--prefix", "b."}, env(map[string]string{
 		"SLIPSTREAM_NATS_URL": "nats://a:1,tls://b:2", "SLIPSTREAM_BUCKET": "envloses", "SLIPSTREAM_DATA_DIR": dir,
@@ -53,6 +65,7 @@ spec:
     prefixes: ["route.", "cert."]
   backend:
     type: memory
+    pebble: {sync: false, cacheSize: 128Mi}
   batch:
     window: 25ms
     maxUpdates: 500
@@ -71,7 +84,7 @@ func TestParseRunFoldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{NATSURLs: []string{"nats://n1:4222", "nats://n2:4222"}, Bucket: "config", Prefixes: []string{"cert.", "route."},
-		Backend: "memory", DataDir: dir, Listen: DefaultListen, BatchWindow: 25 * time.Millisecond, BatchMax: 9,
+		Backend: "memory", PebbleSync: false, PebbleCache: 128 << 20, DataDir: dir, Listen: DefaultListen, BatchWindow: 25 * time.Millisecond, BatchMax: 9,
 		RateLimit: DefaultRateLimit, MaxWatchers: DefaultMaxWatchers, WatchRing: DefaultWatchRing, LogLevel: "info", LogFormat: "text", FoldFile: ff}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("fold file:\n got %+v\nwant %+v", c, want)
@@ -113,6 +126,9 @@ func TestParseRunRejects(t *testing.T) {
 		{"no bucket", []string{"--nats-url", "nats://h:1", "--data-dir", dir}, nil, "--bucket is required"},
 		{"bad bucket", []string{"--bucket", "a.b"}, nil, `invalid character '.'`},
 		{"unknown backend", []string{"--backend", "rocksdb"}, nil, `--backend "rocksdb": unknown backend`},
+		{"bad pebble sync", []string{"--nats-url", "nats://h:1", "--bucket", "b", "--data-dir", dir, "--pebble-sync", "sometimes"}, nil, `--pebble-sync "sometimes": want true or false`},
+		{"pebble cache not bytes", []string{"--nats-url", "nats://h:1", "--bucket", "b", "--data-dir", dir, "--pebble-cache-size", "64Mi"}, nil, `--pebble-cache-size "64Mi": not a number of bytes`},
+		{"pebble cache too small", []string{"--nats-url", "nats://h:1", "--bucket", "b", "--data-dir", dir, "--pebble-cache-size", "1024"}, nil, "--pebble-cache-size 1024: out of range (1 MiB..64 GiB)"},
 		{"no data dir", []string{"--nats-url", "nats://h:1", "--bucket", "b"}, nil, "--data-dir is required"},
 		{"data dir is file", []string{"--data-dir", file}, nil, "not a directory"},
 		{"listen no port", []string{"--listen", "127.0.0.1"}, nil, "want host:port"},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -37,7 +38,11 @@ type foldManifest struct {
 			Prefixes []string `json:"prefixes"`
 		} `json:"scope"`
 		Backend struct {
-			Type string `json:"type"`
+			Type   string `json:"type"`
+			Pebble struct {
+				Sync      *bool  `json:"sync"`
+				CacheSize string `json:"cacheSize"`
+			} `json:"pebble"`
 		} `json:"backend"`
 		Batch struct {
 			Window     string `json:"window"`
@@ -106,6 +111,16 @@ func (m *foldManifest) applyTo(r *rawRun, set map[string]bool) error {
 	}
 	if !set["backend"] && s.Backend.Type != "" {
 		r.backend = s.Backend.Type
+	}
+	if !set["pebble-sync"] && s.Backend.Pebble.Sync != nil {
+		r.pebbleSync = strconv.FormatBool(*s.Backend.Pebble.Sync)
+	}
+	if !set["pebble-cache-size"] && s.Backend.Pebble.CacheSize != "" {
+		q, err := resource.ParseQuantity(s.Backend.Pebble.CacheSize)
+		if err != nil {
+			return configErrorf("--fold-file: spec.backend.pebble.cacheSize %q: %v", s.Backend.Pebble.CacheSize, err)
+		}
+		r.pebbleCache = strconv.FormatInt(q.Value(), 10)
 	}
 	if !set["batch-window"] && s.Batch.Window != "" {
 		r.batchWindow = s.Batch.Window

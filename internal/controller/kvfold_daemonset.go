@@ -84,6 +84,14 @@ func agentArgs(fold *v1alpha1.KVFold) []string {
 	}
 	args = append(args, "--backend="+string(backend), "--data-dir="+dataDir,
 		fmt.Sprintf("--listen=0.0.0.0:%d", agentPort(fold)), "--log-format=json")
+	if p := s.Backend.Pebble; p != nil && backend == v1alpha1.BackendPebble {
+		if p.Sync != nil {
+			args = append(args, "--pebble-sync="+strconv.FormatBool(*p.Sync))
+		}
+		if p.CacheSize != nil {
+			args = append(args, "--pebble-cache-size="+strconv.FormatInt(p.CacheSize.Value(), 10))
+		}
+	}
 	if s.Batch.Window != nil {
 		args = append(args, "--batch-window="+s.Batch.Window.Duration.String())
 	}

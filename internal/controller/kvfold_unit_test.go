@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -121,6 +122,13 @@ func TestAgentArgsMatchTheAgentFlags(t *testing.T) {
 	if !strings.HasSuffix(got, " --export-url=s3://folds/f?endpoint=http://minio:9000 --export-schedule=@every 10m --export-retain=7") {
 		t.Fatalf("export args: %s", got)
 	}
+	// Pebble tuning reaches the agent's flags, in bytes.
+	fold.Spec.Backend.Pebble = &v1alpha1.PebbleSpec{Sync: ptr.To(false), CacheSize: ptr.To(resource.MustParse("128Mi"))}
+	got = strings.Join(agentArgs(fold), " ")
+	if !strings.Contains(got, " --log-format=json --pebble-sync=false --pebble-cache-size=134217728 ") {
+		t.Fatalf("pebble args: %s", got)
+	}
+	fold.Spec.Backend.Pebble = nil
 	fold.Spec.Export = &v1alpha1.ExportSpec{URL: "file:///exports"}
 	got = strings.Join(agentArgs(fold), " ")
 	if !strings.HasSuffix(got, " --export-url=file:///exports --export-schedule=*/15 * * * * --export-retain=5") {
