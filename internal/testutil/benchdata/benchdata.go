@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,21 +44,58 @@ func Value(i int) []byte {
 
 func setValue(v []byte, i int) { v[0] = byte(i) }
 
-// Server starts a nats-server in a fresh temporary directory. The caller shuts it down.
+// started are the servers Server started and their directories, for Main to remove: a
+// fixture bucket of 1M keys is about 300 MB on disk.
+var started struct {
+	mu    sync.Mutex
+	srvs  []*natstest.Server
+	conns []*kv.Conn
+	dirs  []string
+}
+
+// Main runs the package's tests and benchmarks, then shuts down every server Server
+// started and removes its directory. Packages using Server call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	started.mu.Lock()
+	for _, c := range started.conns {
+		c.Close()
+	}
+	for _, s := range started.srvs {
+		s.Shutdown()
+	}
+	for _, d := range started.dirs {
+		_ = os.RemoveAll(d)
+	}
+	started.mu.Unlock()
+	os.Exit(code)
+}
+
+// Server starts a nats-server in a fresh temporary directory. The caller may shut it down
+// early; Main shuts it down and removes the directory when the test binary ends.
 func Server() (*natstest.Server, *kv.Conn, error) {
 	dir, err := os.MkdirTemp("", "slipstream-bench-")
 	if err != nil {
 		return nil, nil, err
 	}
+	started.mu.Lock()
+	started.dirs = append(started.dirs, dir)
+	started.mu.Unlock()
 	srv, err := natstest.StartDir(dir, natstest.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
+	started.mu.Lock()
+	started.srvs = append(started.srvs, srv)
+	started.mu.Unlock()
 	conn, err := kv.Connect(context.Background(), kv.Options{URLs: []string{srv.URL()}})
 	if err != nil {
 		srv.Shutdown()
 		return nil, nil, err
 	}
+	started.mu.Lock()
+	started.conns = append(started.conns, conn)
+	started.mu.Unlock()
 	return srv, conn, nil
 }
 
