@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"gocloud.dev/blob"
@@ -38,11 +39,21 @@ func (l *Location) Upload(ctx context.Context, snap fold.Reader, meta Meta) (Obj
 func (l *Location) uploadKey(ctx context.Context, key string, snap fold.Reader, meta Meta) (Object, Summary, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := l.b.NewWriter(wctx, key, &blob.WriterOptions{IfNotExist: true, ContentType: ContentType})
+	// A local file (file://) is made durable before it is renamed into place: fileblob
+	// itself never fsyncs, so a crash could otherwise publish a torn object.
+	var wb *writeBehind
+	opts := &blob.WriterOptions{IfNotExist: true, ContentType: ContentType, BeforeWrite: func(as func(any) bool) error {
+		var f *os.File
+		if as(&f) && f != nil {
+			wb = &writeBehind{f: f}
+		}
+		return nil
+	}}
+	w, err := l.b.NewWriter(wctx, key, opts)
 	if err != nil {
 		return Object{}, Summary{}, fmt.Errorf("upload export %s to %s: %w", key, l.desc, classify(err, nil))
 	}
-	sum, err := Write(w, snap, meta)
+	sum, err := writeTo(w, wb, snap, meta)
 	if err != nil {
 		cancel() // abort: the writer discards what it has
 		_ = w.Close()

@@ -38,10 +38,20 @@ type Meta struct {
 // written, so what reached w can never verify as an export; the caller must still discard
 // it (the transport aborts the upload).
 func Write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
-	pw := newPipeWriter(w, 3)
-	sum, err := write(pw, snap, meta)
+	return writeTo(w, nil, snap, meta)
+}
+
+// writeTo is Write; wb, when not nil, is the local file behind w, made durable as it is
+// written and synced before writeTo returns.
+func writeTo(w io.Writer, wb *writeBehind, snap fold.Reader, meta Meta) (Summary, error) {
+	pool := newBufPool(2*maxExportWorkers*chunkFrames + 8)
+	pw := newPipeWriter(w, pool, wb, 3)
+	sum, err := write(pw, pool, snap, meta)
 	if cerr := pw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write export: %w", cerr)
+	}
+	if err == nil && wb != nil {
+		err = wb.sync()
 	}
 	if err != nil {
 		return Summary{}, err
@@ -49,7 +59,7 @@ func Write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 	return sum, nil
 }
 
-func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
+func write(pw *pipeWriter, pool bufPool, snap fold.Reader, meta Meta) (Summary, error) {
 	st := snap.State()
 	switch {
 	case meta.Bucket == "":
@@ -79,8 +89,9 @@ func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 		Tombstones: stats.Tombstones,
 		Backend:    meta.Backend,
 	}
-	fw := &frameWriter{w: w, buf: make([]byte, frameHeaderLen, targetFramePayload+64<<10)}
-	if err := fw.raw(encodePreamble(FormatVersion)); err != nil {
+	fw := &frameWriter{pool: pool, buf: append(pool.get(), make([]byte, frameHeaderLen)...)}
+	fw.emit = func(b []byte) error { return fw.raw(pw, b) }
+	if err := fw.raw(pw, encodePreamble(FormatVersion)); err != nil {
 		return Summary{}, err
 	}
 	fw.buf = encodeHeader(fw.buf, h)
@@ -88,7 +99,7 @@ func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 		return Summary{}, err
 	}
 	chk := recordCheck{scope: meta.Scope, cursor: st.Cursor}
-	if err := writeRecords(fw, snap, &chk); err != nil {
+	if err := writeRecords(fw, pw, snap, &chk); err != nil {
 		return Summary{}, err
 	}
 	live, tombs := chk.live, chk.tombs
@@ -112,11 +123,11 @@ func write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 
 // writeRecords writes the snapshot's records, in parallel key ranges when it can split
 // them, else in one sequential pass.
-func writeRecords(fw *frameWriter, snap fold.Reader, chk *recordCheck) error {
+func writeRecords(fw *frameWriter, pw *pipeWriter, snap fold.Reader, chk *recordCheck) error {
 	if sr, ok := snap.(splitRanger); ok {
 		workers := min(max(runtime.GOMAXPROCS(0), 2), maxExportWorkers)
 		if keys, err := sr.SplitKeys(workers * 8); err == nil && len(keys) > 0 {
-			return writeParallel(fw, sr, keys, chk, workers)
+			return writeParallel(fw, pw, sr, keys, chk, workers)
 		}
 	}
 	entries := snap.Range
@@ -182,20 +193,24 @@ type borrowingRanger interface {
 }
 
 // frameWriter assembles frames in buf (whose first frameHeaderLen bytes are reserved for
-// the frame header) and keeps the running body checksum.
+// the frame header) and hands each finished frame to emit, which takes ownership of it;
+// buf then starts over in a buffer from pool. The writer of the export's stream emits
+// through raw, which keeps the running body checksum.
 type frameWriter struct {
-	w   io.Writer
-	buf []byte
-	crc uint32
-	n   int64
+	emit func(b []byte) error
+	pool bufPool
+	buf  []byte
+	crc  uint32
+	n    int64
 }
 
-func (f *frameWriter) raw(b []byte) error {
-	if _, err := f.w.Write(b); err != nil {
-		return fmt.Errorf("write export: %w", err)
-	}
+// raw checksums b into the body and hands it to pw, which takes ownership of it.
+func (f *frameWriter) raw(pw *pipeWriter, b []byte) error {
 	f.crc = crc32.Update(f.crc, castagnoli, b)
 	f.n += int64(len(b))
+	if err := pw.send(b); err != nil {
+		return fmt.Errorf("write export: %w", err)
+	}
 	return nil
 }
 
@@ -235,8 +250,8 @@ func (f *frameWriter) flush(typ byte) error {
 	binary.LittleEndian.PutUint32(f.buf[1:5], uint32(payload))
 	binary.LittleEndian.PutUint32(f.buf[5:9], crc32.Checksum(f.buf[:5], castagnoli))
 	f.buf = binary.LittleEndian.AppendUint32(f.buf, crc32.Checksum(f.buf[frameHeaderLen:], castagnoli))
-	err := f.raw(f.buf)
-	f.buf = f.buf[:frameHeaderLen]
+	err := f.emit(f.buf)
+	f.buf = append(f.pool.get(), make([]byte, frameHeaderLen)...)
 	return err
 }
 

@@ -29,25 +29,15 @@ type splitRanger interface {
 
 var errWriteStopped = errors.New("export writer stopped")
 
-// frameSink hands each frame written to it (a copy, in a recycled buffer) to the writer.
-type frameSink struct {
-	out  chan<- []byte
-	free chan []byte
-	stop <-chan struct{}
-}
-
-func (s frameSink) Write(b []byte) (int, error) {
-	var buf []byte
-	select {
-	case buf = <-s.free:
-	default:
-	}
-	buf = append(buf[:0], b...)
-	select {
-	case s.out <- buf:
-		return len(b), nil
-	case <-s.stop:
-		return 0, errWriteStopped
+// sendFrame hands a range's finished frame (ownership included) to the writer.
+func sendFrame(out chan<- []byte, stop <-chan struct{}) func([]byte) error {
+	return func(b []byte) error {
+		select {
+		case out <- b:
+			return nil
+		case <-stop:
+			return errWriteStopped
+		}
 	}
 }
 
@@ -63,11 +53,10 @@ type rangeResult struct {
 // its body checksum are as a sequential pass would make them, frame boundaries aside. The
 // records' order, scope and revisions are checked per range, and across ranges at their
 // boundaries. Every reader has stopped when it returns.
-func writeParallel(fw *frameWriter, sr splitRanger, keys []string, chk *recordCheck, workers int) error {
+func writeParallel(fw *frameWriter, pw *pipeWriter, sr splitRanger, keys []string, chk *recordCheck, workers int) error {
 	n := len(keys) + 1
 	outs := make([]chan []byte, n)
 	results := make([]rangeResult, n)
-	free := make(chan []byte, workers*chunkFrames+2)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() {
@@ -89,7 +78,7 @@ func writeParallel(fw *frameWriter, sr splitRanger, keys []string, chk *recordCh
 			defer close(outs[i])
 			r := &results[i]
 			r.chk = recordCheck{scope: chk.scope, cursor: chk.cursor}
-			rw := &frameWriter{w: frameSink{out: outs[i], free: free, stop: stop}, buf: make([]byte, frameHeaderLen, targetFramePayload+64<<10)}
+			rw := &frameWriter{emit: sendFrame(outs[i], stop), pool: fw.pool, buf: append(fw.pool.get(), make([]byte, frameHeaderLen)...)}
 			if r.err = encodeRange(rw, sr.RangeBorrowedBetween(lo, hi, true), &r.chk); r.err == nil {
 				r.err = rw.flush(frameRecords)
 			}
@@ -100,12 +89,8 @@ func writeParallel(fw *frameWriter, sr splitRanger, keys []string, chk *recordCh
 	}
 	for i := range n {
 		for b := range outs[i] {
-			if err := fw.raw(b); err != nil {
+			if err := fw.raw(pw, b); err != nil {
 				return err
-			}
-			select {
-			case free <- b:
-			default:
 			}
 		}
 		r := &results[i]
