@@ -237,18 +237,15 @@ type batcher struct {
 	diff  *resync // the resync in progress (until its synced batch is handed off)
 	fresh bool    // keys before OpSynced are new to the store
 
-	cur  *batch      // the batch being filled
-	free chan *batch // batches ready to fill (two in all)
-	work chan *batch // full batches for the applier
-	done chan struct{}
-	err  error // the applier's error, read after done is closed
+	cur    *batch      // the batch being filled
+	free   chan *batch // batches ready to fill (two in all)
+	work   chan *batch // full batches for the applier
+	done   chan struct{}
+	cancel context.CancelFunc // ends fill's wait when the applier fails
+	err    error              // the applier's error, read after done is closed
 	// progressed: a batch was applied; written by the applier, read after done.
 	progressed bool
 }
-
-// fastReceives bounds how many buffered updates the batcher takes without looking at the
-// batch window and the context.
-const fastReceives = 64
 
 // run reads w until it closes or ctx ends; the batch in flight is always applied first.
 func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err error) {
@@ -257,8 +254,12 @@ func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err 
 	b.free <- &batch{}
 	b.work = make(chan *batch)
 	b.done = make(chan struct{})
+	// The applier cancels fctx when it fails, which ends fill's wait for updates.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.cancel = cancel
 	go b.applier()
-	err = b.fill(ctx, w)
+	err = b.fill(fctx, w)
 	close(b.work)
 	<-b.done
 	if err == nil {
@@ -269,25 +270,29 @@ func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err 
 
 // fill is the batcher's side of run. It returns nil when the watch or ctx ended (the
 // last batch handed off), or the applier's error.
+//
+// Updates come from the watch in slices (kv.Watcher.Next). A batch asks for as many as it
+// still has room for, so while catching up on a backlog the batcher wakes about once per
+// batch, not once per update; a live watch still hands over each update as it comes,
+// since the watch returns early once the server has nothing more pending.
 func (b *batcher) fill(ctx context.Context, w *kv.Watcher) error {
-	ch := w.Updates()
 	cfg := &b.loop.cfg
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var in []kv.Update // received from the watch; in[pos:] not yet added
+	pos := 0
+	open := true
+	receive := func(minimum int, wait time.Duration) {
+		// in is fully added by now (its updates were copied into the batch): the watch
+		// may refill it.
+		in, open = w.Next(ctx, in[:0], minimum, wait)
+		pos = 0
+	}
 	for {
 		// Wait for the first update of a batch.
-		var u kv.Update
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-b.done:
-			return b.err
-		case u, ok = <-ch:
-			if !ok {
-				return nil
-			}
+		for pos == len(in) && open && ctx.Err() == nil {
+			receive(1, 0)
+		}
+		if pos == len(in) {
+			return nil // the watch ended or ctx did
 		}
 		select {
 		case b.cur = <-b.free:
@@ -295,39 +300,24 @@ func (b *batcher) fill(ctx context.Context, w *kv.Watcher) error {
 			return b.err
 		}
 		b.cur.reset()
-		timer.Reset(cfg.BatchWindow)
-		closed := b.add(u)
-		// Fill the batch until the window elapses or it is full. Updates already buffered
-		// are taken with a plain receive (no select) in runs of up to fastReceives.
-	fill:
-		for !closed && !b.full() {
-			for n := 0; n < fastReceives && len(ch) > 0 && !closed && !b.full(); n++ {
-				if u, ok = <-ch; !ok {
-					break fill
-				}
-				closed = b.add(u)
+		deadline := time.Now().Add(cfg.BatchWindow)
+		closed := false
+		for !closed {
+			for pos < len(in) && !closed && !b.full() {
+				closed = b.add(in[pos])
+				pos++
 			}
-			if closed || b.full() {
+			if closed || b.full() || !open || ctx.Err() != nil {
 				break
 			}
-			select {
-			case u, ok = <-ch:
-				if !ok {
-					break fill
-				}
-				closed = b.add(u)
-			case <-timer.C:
-				break fill
-			case <-ctx.Done():
-				break fill
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				break
 			}
+			receive(b.room(), wait)
 		}
-		timer.Stop()
 		if err := b.handOff(); err != nil {
 			return err
-		}
-		if !ok {
-			return nil
 		}
 	}
 }
@@ -357,6 +347,7 @@ func (b *batcher) applier() {
 	for bt := range b.work {
 		if err := b.flush(bt); err != nil {
 			b.err = err
+			b.cancel()
 			return
 		}
 		b.progressed = true
@@ -364,12 +355,16 @@ func (b *batcher) applier() {
 	}
 }
 
-func (b *batcher) full() bool {
+func (b *batcher) full() bool { return b.room() <= 0 }
+
+// room is how many more mutations the batch being filled takes: BatchMax, or
+// BatchMaxCatchUp while the server has a backlog pending.
+func (b *batcher) room() int {
 	limit := b.loop.cfg.BatchMax
 	if b.cur.pending > catchUpPending {
 		limit = b.loop.cfg.BatchMaxCatchUp
 	}
-	return len(b.cur.muts) >= limit
+	return limit - len(b.cur.muts)
 }
 
 // add folds one update into the batch; it returns true when the batch must close now.

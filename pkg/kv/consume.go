@@ -47,14 +47,9 @@ var errStopped = errors.New("kv: watch stopped")
 // send delivers u unless the watch ends first. Called with w.mu held.
 func (w *Watcher) send(u Update) error {
 	if w.ctx.Err() != nil {
-		return errStopped // select would pick at random between a free buffer and Done
-	}
-	select {
-	case w.updates <- u:
-		return nil
-	case <-w.ctx.Done():
 		return errStopped
 	}
+	return w.q.put(u, w.ctx.Done())
 }
 
 // handle decodes one message and delivers it, driving sync/verification. Called with

@@ -13,7 +13,7 @@ import (
 // idleTick is how often the supervisor checks a silent sync or verification.
 const idleTick = 250 * time.Millisecond
 
-// supervise ends the watch when its context ends (closing Updates), watches the
+// supervise ends the watch when its context ends (ending Next and Updates), watches the
 // connection status (verified mode) and completes a sync or a verification whose
 // remaining messages vanished before delivery.
 func (w *Watcher) supervise(status chan nats.Status) {
@@ -24,7 +24,7 @@ func (w *Watcher) supervise(status chan nats.Status) {
 			w.cc.Stop()
 		}
 		w.closed = true
-		close(w.updates)
+		w.q.close()
 		w.mu.Unlock()
 		if listener != nil {
 			w.b.conn.nc.RemoveStatusListener(listener)

@@ -23,12 +23,13 @@ type WatchOptions struct {
 	// connection loss or consumer reset, so the caller re-watches from its applied cursor.
 	// Without a Fold (plain mode) reconnects are handled transparently.
 	Fold FoldState
-	// Buffer is the capacity of the Updates channel (default 1024).
+	// Buffer is how many updates the watch holds for its reader before delivery waits for
+	// the reader (default 1024).
 	Buffer int
 }
 
-// Watcher streams a bucket's updates within a scope. Read Updates until it is closed, then
-// call Err.
+// Watcher streams a bucket's updates within a scope. Read them with Next (in slices) or
+// Updates (one by one, on a channel), not both, until the watch ends; then call Err.
 //
 // Reconnects. In plain mode (no Fold) the ordered consumer is recreated after a connection
 // loss or missed heartbeats and resumes at the last delivered revision + 1, with neither
@@ -42,13 +43,18 @@ type Watcher struct {
 	scope   Scope
 	opts    WatchOptions
 	filters []string // nil: unfiltered consumer (scope All)
-	updates chan Update
+	q       *queue
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the watch goroutines have ended
 
 	cons jetstream.Consumer
 	cc   jetstream.ConsumeContext
+
+	chOnce   sync.Once
+	ch       chan Update // Updates' channel
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by Stop
 
 	errMu sync.Mutex
 	err   error
@@ -106,7 +112,8 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 		b:       b,
 		scope:   scope,
 		opts:    opts,
-		updates: make(chan Update, opts.Buffer),
+		q:       newQueue(opts.Buffer),
+		stopped: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	if !scope.IsAll() {
@@ -123,7 +130,7 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 		// Detected before any delivery: report it like any other expiry, through Err.
 		w.err = err
 		w.cancel()
-		close(w.updates)
+		w.q.close()
 		close(w.done)
 		return w, nil
 	}
@@ -193,8 +200,46 @@ func (w *Watcher) consumerFrom(seq uint64) error {
 	return nil
 }
 
-// Updates returns the channel of updates, closed when the watch ends.
-func (w *Watcher) Updates() <-chan Update { return w.updates }
+// Next returns the updates the watch holds, in order, once there are at least minimum of
+// them, or fewer when the last one is the last the server had pending (a quiet watch
+// delivers each update at once), when wait (if > 0) elapses, or when ctx ends; the slice
+// may then be empty. ok is false once the watch has ended and every update was returned.
+//
+// The returned slice belongs to the caller until the next call, which takes reuse (a
+// slice the caller is done with, typically the one the previous call returned) as the
+// watch's buffer: a steady reader allocates nothing.
+func (w *Watcher) Next(ctx context.Context, reuse []Update, minimum int, wait time.Duration) (updates []Update, ok bool) {
+	return w.q.next(ctx, reuse, minimum, wait)
+}
+
+// Updates returns a channel of the updates, one by one, closed when the watch ended and
+// every update was read. It is a convenience over Next for readers that need no
+// batching; a reader that stops early must call Stop, which releases the goroutine that
+// feeds the channel.
+func (w *Watcher) Updates() <-chan Update {
+	w.chOnce.Do(func() {
+		w.ch = make(chan Update)
+		go func() {
+			defer close(w.ch)
+			var buf []Update
+			for {
+				ups, ok := w.q.next(context.Background(), buf, 1, 0)
+				if !ok {
+					return
+				}
+				for _, u := range ups {
+					select {
+					case w.ch <- u:
+					case <-w.stopped: // the reader called Stop: nobody reads any more
+						return
+					}
+				}
+				buf = ups
+			}
+		}()
+	})
+	return w.ch
+}
 
 // Err returns why the watch ended: nil after Stop or cancellation of the watch context,
 // ErrCursorExpired, ErrWatchInterrupted, or another wrapped error. It returns nil while
@@ -208,6 +253,7 @@ func (w *Watcher) Err() error {
 // Stop ends the watch and waits for its goroutines; Updates is closed and Err is nil
 // (unless the watch had already failed).
 func (w *Watcher) Stop() {
+	w.stopOnce.Do(func() { close(w.stopped) })
 	w.cancel()
 	<-w.done
 }
