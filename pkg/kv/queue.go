@@ -80,13 +80,18 @@ func (q *queue) close() {
 func (q *queue) next(ctx context.Context, reuse []Update, minimum int, wait time.Duration) ([]Update, bool) {
 	// More than the queue holds would never come: the handler waits for space first.
 	minimum = min(max(minimum, 1), q.capacity)
+	var timer *time.Timer // started on the first wait only: a ready buffer needs none
 	var timeout <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	q.mu.Lock()
 	for !q.closed && !q.ready(minimum) {
-		if timeout == nil && wait > 0 {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			timeout = t.C
+		if timer == nil && wait > 0 {
+			timer = time.NewTimer(wait)
+			timeout = timer.C
 		}
 		q.want = minimum
 		// A wake-up signalled after an earlier wait ended would end this one at once.
