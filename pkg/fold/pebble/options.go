@@ -2,6 +2,8 @@ package pebble
 
 import (
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -59,6 +61,25 @@ func (o Options) withDefaults() Options {
 		o.Logger = quietLogger{}
 	}
 	return o
+}
+
+// setLevelOptions sets what the store writes its tables with, at every level (Open, and
+// any writer of tables meant to be ingested, so that they match).
+//
+// Bloom filters let point reads (Get, and Apply's read of the entry it replaces) skip the
+// tables that do not hold the key.
+//
+// Compression is Pebble's "fastest" profile: MinLZ on amd64, Snappy on arm64 (where MinLZ
+// has no assembly). A Get that misses the block cache decompresses a data block, and MinLZ
+// does that about 3x faster than Snappy (CPU profile of BenchmarkGetP99 on amd64: 0.35 s
+// against 1.1 s per million Gets), and the benchmark fold's tables are ~20% smaller.
+// Tables written with Snappy stay readable; compactions rewrite them.
+func setLevelOptions(levels []pebble.LevelOptions) {
+	for i := range levels {
+		levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		levels[i].FilterType = pebble.TableFilter
+		levels[i].Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
+	}
 }
 
 // quietLogger drops Pebble's informational logs.

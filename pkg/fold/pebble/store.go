@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
@@ -71,12 +70,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener:      eventListener(opts.Logger),
 	}
-	// Bloom filters let point reads (Get, and Apply's read of the entry it replaces) skip
-	// the levels that do not hold the key.
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-		po.Levels[i].FilterType = pebble.TableFilter
-	}
+	setLevelOptions(po.Levels[:])
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, wrapErr("open pebble fold store "+dir, err)
