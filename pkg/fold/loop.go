@@ -285,6 +285,10 @@ func (b *batcher) fill(ctx context.Context, w *kv.Watcher) error {
 		// may refill it.
 		in, open = w.Next(ctx, in[:0], minimum, wait)
 		pos = 0
+		if b.fresh && w.Restarts() > 0 {
+			// A state sync that resumed may repeat keys: they are no longer new.
+			b.fresh = false
+		}
 	}
 	for {
 		// Wait for the first update of a batch.

@@ -138,6 +138,7 @@ func (w *Watcher) consumerReset(name string, seq uint64) error {
 	}
 	if w.st.lastSeq == 0 || seq == w.st.lastSeq+1 {
 		w.st.consumer = name
+		w.noteRestart()
 		return nil
 	}
 	// The server clamps a start below the first sequence without an error: make sure the
@@ -151,7 +152,15 @@ func (w *Watcher) consumerReset(name string, seq uint64) error {
 			w.b.name, ErrWatchInterrupted, info.State.FirstSeq, info.State.LastSeq, w.st.lastSeq)
 	}
 	w.st.consumer = name // accepted only once it proved to continue the watch
+	w.noteRestart()
 	return nil
+}
+
+// noteRestart counts an accepted consumer reset (see Restarts). Called with w.mu held.
+func (w *Watcher) noteRestart() {
+	if w.st.lastSeq > 0 {
+		w.restarts.Add(1)
+	}
 }
 
 // finishSync delivers OpSynced and switches to live. Called with w.mu held.

@@ -147,3 +147,38 @@ func TestWatchEndsWhenConnClosed(t *testing.T) {
 		})
 	}
 }
+
+// Restarts counts the consumer resets a plain watch resumed after (a resumed state sync
+// is no longer last-per-key, which the fold loop must know); none before the first.
+func TestWatchPlainCountsRestarts(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	e.put(t, "a", "1")
+	w, err := e.b.Watch(e.ctx, kv.All(), kv.WatchOptions{Buffer: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	untilSynced(t, w, nil)
+	if n := w.Restarts(); n != 0 {
+		t.Fatalf("Restarts = %d before any reset", n)
+	}
+	// Delete the consumer under the watch: the ordered consumer recreates it from the last
+	// delivered sequence + 1.
+	stream, err := e.conn.JetStream().Stream(e.ctx, e.b.Stream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := stream.ConsumerNames(e.ctx)
+	for name := range names.Name() {
+		if err := stream.DeleteConsumer(e.ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev := e.put(t, "b", "2")
+	if u := next(t, w); u.Key != "b" || u.Revision != rev {
+		t.Fatalf("after the reset got %s@%d, want b@%d", u.Key, u.Revision, rev)
+	}
+	if n := w.Restarts(); n != 1 {
+		t.Fatalf("Restarts = %d after one reset, want 1", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,8 @@ type Watcher struct {
 
 	errMu sync.Mutex
 	err   error
+
+	restarts atomic.Uint64 // consumer resets that resumed the watch (plain mode)
 
 	// mu serialises message handling with the idle supervisor and the final close.
 	mu     sync.Mutex
@@ -240,6 +243,13 @@ func (w *Watcher) Updates() <-chan Update {
 	})
 	return w.ch
 }
+
+// Restarts is how many times the watch's consumer was recreated and resumed after the
+// last delivered update (plain mode: after a reconnect or missed heartbeats). Nothing is
+// lost or repeated, but a state sync that resumed is no longer last-per-key: the rest of
+// it delivers every update after the resume point, so a key may come more than once
+// before OpSynced. Updates received before Restarts last read 0 came before any resume.
+func (w *Watcher) Restarts() uint64 { return w.restarts.Load() }
 
 // Err returns why the watch ended: nil after Stop or cancellation of the watch context,
 // ErrCursorExpired, ErrWatchInterrupted, or another wrapped error. It returns nil while
