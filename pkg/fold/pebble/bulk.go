@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
-	"path/filepath"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,10 +20,6 @@ import (
 
 // ErrNotEmpty: BulkLoad was called on a store that holds something.
 var ErrNotEmpty = storekit.ErrNotEmpty
-
-// bulkTableBytes is where BulkLoad starts a new sstable: tables of this size ingest into
-// the bottom level as they are and stay cheap for later compactions to pick up.
-const bulkTableBytes = 128 << 20
 
 // BulkLoad fills an empty store (State() zero, no entries) with entries and records st,
 // without the write-ahead log, memtables or compactions of Apply: the entries, which
@@ -130,7 +125,7 @@ func (b *bulkWriter) next() error {
 	if err := b.finish(); err != nil {
 		return err
 	}
-	path := filepath.Join(b.dir, fmt.Sprintf("bulk-%06d.sst", len(b.paths)))
+	path := b.tablePath(len(b.paths))
 	f, err := b.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("bulk load: create table: %w", err)
@@ -159,40 +154,6 @@ func (b *bulkWriter) abort() {
 		_ = b.w.Close()
 		b.w = nil
 	}
-}
-
-// writeEntries writes the sequence into tables and counts it.
-func (b *bulkWriter) writeEntries(entries iter.Seq2[fold.Entry, error]) (counts, error) {
-	var c counts
-	var key, val, last []byte
-	n := 0
-	for e, err := range entries {
-		if err != nil {
-			return counts{}, err
-		}
-		if err := storekit.CheckBulkEntry(e, last, n); err != nil {
-			return counts{}, fmt.Errorf("bulk load: %w", err)
-		}
-		if b.w == nil || b.w.Raw().EstimatedSize() >= bulkTableBytes {
-			if err := b.next(); err != nil {
-				return counts{}, err
-			}
-		}
-		key = append(append(key[:0], prefixEntry), e.Key...)
-		val = binary.BigEndian.AppendUint64(val[:0], e.Revision)
-		if e.Live {
-			val = append(append(val, flagLive), e.Value...)
-		} else {
-			val = append(val, 0)
-		}
-		if err := b.w.Set(key, val); err != nil {
-			return counts{}, wrapErr("bulk load: write entry", err)
-		}
-		c.add(len(e.Key), len(e.Value), e.Live)
-		last = append(last[:0], e.Key...)
-		n++
-	}
-	return c, nil
 }
 
 // RangeBorrowed is Range without copying: each entry's Key and Value alias the iterator's
