@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -170,7 +171,7 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 		}
 		l.cfg.Observer.Event(Event{Kind: EventResyncStarted})
 		l.log.Info("full resync with diff", "held", held)
-		diff = &resync{seen: make(map[string]struct{}, held)}
+		diff = &resync{seen: make([]string, 0, held)}
 	case st.Cursor > 0:
 		opts.Cursor = st.Cursor
 		opts.Fold = FoldState(s)
@@ -198,8 +199,11 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 }
 
 // resync tracks the keys a full state-sync delivered so the diff can remove the rest.
+// They are kept in a slice, sorted once when the sync ends and merged with the store's
+// keys (which come in order): cheaper than a map insert per delivery and a lookup per
+// stored key, and half the memory.
 type resync struct {
-	seen map[string]struct{}
+	seen []string
 }
 
 // batch is one group of updates applied in one Store.Apply.
@@ -392,7 +396,7 @@ func (b *batcher) add(u kv.Update) bool {
 		return false
 	}
 	if b.diff != nil {
-		b.diff.seen[u.Key] = struct{}{}
+		b.diff.seen = append(b.diff.seen, u.Key)
 	}
 	if cfg.Parse != nil && !cfg.Parse(u) {
 		return false
@@ -454,12 +458,24 @@ func (b *batcher) diffMutations(bt *batch) (uint64, error) {
 		return 0, fmt.Errorf("resync diff: %w", err)
 	}
 	defer func() { _ = snap.Close() }()
+	seen := bt.diff.seen
+	slices.Sort(seen) // a resumed sync may repeat keys: the merge below skips repeats
 	now := time.Now()
+	prev := ""
 	for e, err := range RangeKeys(snap, "", true) {
 		if err != nil {
 			return 0, fmt.Errorf("resync diff: %w", err)
 		}
-		if _, ok := bt.diff.seen[e.Key]; ok {
+		// The merge relies on the store's key order (Reader.Range: bytewise ascending);
+		// out of order it would take delivered keys for vanished ones.
+		if e.Key <= prev && prev != "" {
+			return 0, fmt.Errorf("resync diff: store returned key %q after %q, out of order", e.Key, prev)
+		}
+		prev = e.Key
+		for len(seen) > 0 && seen[0] < e.Key {
+			seen = seen[1:]
+		}
+		if len(seen) > 0 && seen[0] == e.Key {
 			continue
 		}
 		if e.Live {

@@ -78,7 +78,7 @@ type Reader interface {
 	Get(key string) (e Entry, ok bool, err error)
 	// Lookup returns the entry for key, live or tombstone.
 	Lookup(key string) (e Entry, ok bool, err error)
-	// Range yields entries whose key starts with prefix, ordered by key, streaming. With
+	// Range yields entries whose key starts with prefix, in bytewise key order, streaming. With
 	// tombstones false only live entries are yielded.
 	Range(prefix string, tombstones bool) iter.Seq2[Entry, error]
 	// Stats counts the view's contents. While State().Resyncing is set a store may report
