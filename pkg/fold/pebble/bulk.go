@@ -9,7 +9,6 @@ import (
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -100,13 +99,11 @@ func (s *Store) requireNoEntries() error {
 }
 
 // writerOptions are the options the database itself writes bottom-level tables with (the
-// same comparer, key schema, block sizes, compression and bloom filters as Open sets).
+// same comparer, key schema, block sizes, compression and bloom filters as Open sets:
+// setLevelOptions).
 func (s *Store) writerOptions() sstable.WriterOptions {
 	po := &pebble.Options{FormatMajorVersion: s.db.FormatMajorVersion()}
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-		po.Levels[i].FilterType = pebble.TableFilter
-	}
+	setLevelOptions(po.Levels[:])
 	po.EnsureDefaults()
 	return po.MakeWriterOptions(len(po.Levels)-1, s.db.TableFormat())
 }
