@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -89,6 +90,52 @@ func TestGuardCloseWaitsForOperations(t *testing.T) {
 	if g.Close() {
 		t.Fatal("second Close reported closing")
 	}
+}
+
+// Many readers acquiring and releasing while Close runs: Close returns only when none is
+// in flight, and every Acquire after it fails.
+func TestGuardConcurrentReadersAndClose(t *testing.T) {
+	var g Guard
+	var inFlight atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if err := g.Acquire(); err != nil {
+					return
+				}
+				inFlight.Add(1)
+				runtime.Gosched()
+				inFlight.Add(-1)
+				g.Release()
+			}
+		}()
+	}
+	runtime.Gosched()
+	if !g.Close() {
+		t.Fatal("Close reported already closed")
+	}
+	if n := inFlight.Load(); n != 0 {
+		t.Fatalf("Close returned with %d operations in flight", n)
+	}
+	wg.Wait()
+	if err := g.Acquire(); !errors.Is(err, fold.ErrClosed) {
+		t.Fatalf("Acquire after Close = %v", err)
+	}
+}
+
+func BenchmarkGuardParallel(b *testing.B) {
+	var g Guard
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := g.Acquire(); err != nil {
+				b.Fatal(err)
+			}
+			g.Release()
+		}
+	})
 }
 
 func TestCheckMutations(t *testing.T) {
