@@ -12,27 +12,8 @@ localbin="${LOCALBIN:-${root}/bin}"
 cluster_dir="${SLIPSTREAM_CLUSTER_DIR:-/var/tmp/slipstream-cluster}"
 kubeconfig="${cluster_dir}/admin.kubeconfig"
 
-running() { kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]; }
-
-stop() { # stop NAME EXPECTED-COMMAND-SUBSTRING
-	local f="${state}/$1.pid" pid
-	[[ -f "$f" ]] || return 0
-	pid="$(cat "$f")"
-	if running "$pid" && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q -- "$2"; then
-		echo "stopping $1 (pid ${pid})"
-		kill -TERM "$pid" 2>/dev/null || true
-		local deadline=$((SECONDS + 15))
-		while running "$pid"; do
-			if ((SECONDS >= deadline)); then
-				echo "$1 (pid ${pid}) did not stop within 15s; killing it"
-				kill -KILL "$pid" 2>/dev/null || true
-				break
-			fi
-			sleep 0.1
-		done
-	fi
-	rm -f "$f"
-}
+# shellcheck source=hack/lib-demo.sh
+source "${root}/hack/lib-demo.sh"
 
 k() { "${localbin}/k8s/kubectl" --kubeconfig "${kubeconfig}" --request-timeout=10s "$@"; }
 cluster_up() { [[ -x "${localbin}/k8s/kubectl" ]] && k get --raw /readyz >/dev/null 2>&1; }

@@ -7,29 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="${SLIPSTREAM_DEMO_DIR:-${root}/tmp/.demo-local}"
 
-running() { # running PID: the process exists and is not a zombie
-	kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
-
-stop() { # stop NAME EXPECTED-COMMAND-SUBSTRING
-	local f="${state}/$1.pid" pid
-	[[ -f "$f" ]] || return 0
-	pid="$(cat "$f")"
-	if running "$pid" && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q -- "$2"; then
-		echo "stopping $1 (pid ${pid})"
-		kill -TERM "$pid" 2>/dev/null || true
-		local deadline=$((SECONDS + 15))
-		while running "$pid"; do
-			if ((SECONDS >= deadline)); then
-				echo "$1 (pid ${pid}) did not stop within 15s; killing it"
-				kill -KILL "$pid" 2>/dev/null || true
-				break
-			fi
-			sleep 0.1
-		done
-	fi
-	rm -f "$f"
-}
+# shellcheck source=hack/lib-demo.sh
+source "${root}/hack/lib-demo.sh"
 
 if [[ ! -d "${state}" ]]; then
 	echo "no demo state in ${state}; nothing to stop"

@@ -30,24 +30,8 @@ api="http://${listen}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
-running() { # running PID: the process exists and is not a zombie
-	kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
-
-alive() { # alive NAME: the recorded process is running
-	local f="${state}/$1.pid"
-	[[ -f "$f" ]] && running "$(cat "$f")"
-}
-
-wait_for() { # wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds
-	local secs="$1" what="$2"
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "timed out after ${secs}s waiting for ${what} (logs in ${state})"
-		sleep 0.2
-	done
-}
+# shellcheck source=hack/lib-demo.sh
+source "${root}/hack/lib-demo.sh"
 
 show() { # show TITLE CMD...
 	printf '\n\033[1m$ %s\033[0m\n' "$1"

@@ -43,17 +43,8 @@ die() {
 	echo "demo: $*" >&2
 	exit 1
 }
-running() { kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]; }
-alive() { [[ -f "${state}/$1.pid" ]] && running "$(cat "${state}/$1.pid")"; }
-wait_for() { # wait_for SECONDS DESCRIPTION CMD...
-	local secs="$1" what="$2"
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "timed out after ${secs}s waiting for ${what} (logs in ${state})"
-		sleep 0.5
-	done
-}
+# shellcheck source=hack/lib-demo.sh
+source "${root}/hack/lib-demo.sh"
 cmdline() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
