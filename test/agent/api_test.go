@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/client"
 )
 
@@ -18,9 +19,9 @@ import (
 // every key, every range and /v1/status against the bucket itself; then SIGTERM exits 0
 // quickly and the offline commands agree with the bucket.
 func TestReadAPIMatchesBucket(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "cfg")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "cfg")
 	ctx := context.Background()
 	for i := range 300 {
 		for _, p := range []string{"route.", "cert.", "other."} {
@@ -38,13 +39,13 @@ func TestReadAPIMatchesBucket(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "cfg", "--prefix", "route.", "--prefix", "cert.", "--data-dir", dir, "--backend", "pebble")
-	st := a.waitCaughtUp(t, b, 30*time.Second)
-	want := append(bucketState(t, b, "cert."), bucketState(t, b, "route.")...)
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "cfg", "--prefix", "route.", "--prefix", "cert.", "--data-dir", dir, "--backend", "pebble")
+	st := a.WaitCaughtUp(t, b, 30*time.Second)
+	want := append(proctest.BucketState(t, b, "cert."), proctest.BucketState(t, b, "route.")...)
 	if st.Keys != uint64(len(want)) || st.Stale || st.LastError != "" {
 		t.Fatalf("status %+v, want %d keys", st, len(want))
 	}
-	c := a.client(t)
+	c := a.Client(t)
 	for _, w := range want {
 		e, err := c.Get(ctx, w.Key)
 		if err != nil || e.Revision != w.Revision || !bytes.Equal(e.Value, w.Value) {
@@ -60,17 +61,17 @@ func TestReadAPIMatchesBucket(t *testing.T) {
 	if _, err := c.Get(ctx, "other.k001"); !errors.As(err, &apiErr) || apiErr.Code != "out_of_scope" {
 		t.Fatalf("GET out of scope: %v", err)
 	}
-	var got []dumpLine
+	var got []proctest.Entry
 	for e, err := range c.Range(ctx, "") {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, dumpLine{Key: e.Key, Value: e.Value, Revision: e.Revision})
+		got = append(got, proctest.Entry{Key: e.Key, Value: e.Value, Revision: e.Revision})
 	}
-	if err := sameLines(want, got); err != nil {
+	if err := proctest.Diff(want, got); err != nil {
 		t.Fatalf("range vs bucket: %v", err)
 	}
-	resp, err := http.Get(a.base() + "/metrics")
+	resp, err := http.Get(a.BaseURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +83,16 @@ func TestReadAPIMatchesBucket(t *testing.T) {
 		}
 	}
 
-	code, took := a.terminate(t)
-	if code != 0 || took > 10*time.Second {
-		t.Fatalf("SIGTERM: exit %d after %s, want 0 within 10s", code, took)
+	if took := a.Terminate(t); took > 10*time.Second {
+		t.Fatalf("SIGTERM: exit after %s, want within 10s", took)
 	}
-	if err := sameLines(want, dumpFold(t, dir)); err != nil {
+	if err := proctest.Diff(want, harness.DumpFold(t, dir)); err != nil {
 		t.Fatalf("dump vs bucket: %v", err)
 	}
-	if code, out, errOut := runAgent(t, nil, "inspect", "--data-dir", dir); code != 0 || !bytes.Contains([]byte(out), []byte(fmt.Sprintf(`"backend":"pebble","cursor":%d,"keys":%d`, st.Cursor, len(want)))) {
+	if code, out, errOut := harness.RunAgent(t, nil, "inspect", "--data-dir", dir); code != 0 || !bytes.Contains([]byte(out), []byte(fmt.Sprintf(`"backend":"pebble","cursor":%d,"keys":%d`, st.Cursor, len(want)))) {
 		t.Fatalf("inspect: %d %s %s", code, out, errOut)
 	}
-	if code, out, errOut := runAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
+	if code, out, errOut := harness.RunAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends"
 )
@@ -54,19 +55,19 @@ func quantiles(b *testing.B, what string, ds []time.Duration) {
 // until a GET /v1/keys/{key} on the agent returns its revision (the GET is sent when the
 // agent's watch stream reports the update applied). Default batching.
 func BenchmarkPropagation(b *testing.B) {
-	n := startNATS(b)
-	conn := connect(b, n.url())
-	bk := createBucket(b, conn, "prop")
-	args := []string{"--nats-url", n.url(), "--bucket", "prop", "--data-dir", b.TempDir()}
+	n := harness.StartNATS(b)
+	conn := proctest.Connect(b, n.URL())
+	bk := proctest.CreateBucket(b, conn, "prop")
+	args := []string{"--nats-url", n.URL(), "--bucket", "prop", "--data-dir", b.TempDir()}
 	if w := os.Getenv("SLIPSTREAM_BENCH_BATCH_WINDOW"); w != "" {
 		args = append(args, "--batch-window", w) // default batching unless asked
 	}
-	a := startAgent(b, args...)
-	a.waitCaughtUp(b, bk, 20*time.Second)
+	a := harness.StartAgent(b, args...)
+	a.WaitCaughtUp(b, bk, 20*time.Second)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.base()+"/v1/watch", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.BaseURL()+"/v1/watch", nil)
 	resp, err := hc.Do(req)
 	if err != nil {
 		b.Fatal(err)
@@ -101,7 +102,7 @@ func BenchmarkPropagation(b *testing.B) {
 			getters.Add(1)
 			go func() {
 				defer func() { <-sem; getters.Done() }()
-				r, err := hc.Get(a.base() + "/v1/keys/" + line.Key)
+				r, err := hc.Get(a.BaseURL() + "/v1/keys/" + line.Key)
 				if err != nil {
 					return
 				}
@@ -138,7 +139,7 @@ func BenchmarkPropagation(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	eventually(b, 10*time.Second, "every write observed", func() error {
+	proctest.Eventually(b, 10*time.Second, "every write observed", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(lat)+missed < writes {
@@ -156,7 +157,7 @@ func BenchmarkPropagation(b *testing.B) {
 	}
 	quantiles(b, "applied", watchLat)
 	quantiles(b, "propagation", lat)
-	if m, err := http.Get(a.base() + "/metrics"); err == nil {
+	if m, err := http.Get(a.BaseURL() + "/metrics"); err == nil {
 		body, _ := io.ReadAll(m.Body)
 		m.Body.Close()
 		var hist []string
@@ -180,9 +181,9 @@ func BenchmarkReadAPI(b *testing.B) {
 	}
 	dir := b.TempDir()
 	fillPebble(b, dir, keys)
-	a := startAgent(b, "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", freePort(b)), "--bucket", "read", "--data-dir", dir)
-	eventually(b, 60*time.Second, "the fold served", func() error {
-		r, err := http.Get(a.base() + "/v1/keys/route.k00000000")
+	a := harness.StartAgent(b, "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", proctest.FreePort(b)), "--bucket", "read", "--data-dir", dir)
+	proctest.Eventually(b, 60*time.Second, "the fold served", func() error {
+		r, err := http.Get(a.BaseURL() + "/v1/keys/route.k00000000")
 		if err != nil {
 			return err
 		}
@@ -207,7 +208,7 @@ func BenchmarkReadAPI(b *testing.B) {
 				for range jobs {
 					k := fmt.Sprintf("route.k%08d", rand.IntN(keys))
 					t0 := time.Now()
-					r, err := hc.Get(a.base() + "/v1/keys/" + k)
+					r, err := hc.Get(a.BaseURL() + "/v1/keys/" + k)
 					if err != nil {
 						b.Errorf("GET %s: %v", k, err)
 						continue
@@ -295,8 +296,8 @@ func ndjsonLines(r io.Reader) iter.Seq[benchLine] {
 
 // serverQuantile reads the agent's read-latency histogram for route and returns the upper
 // bound of the bucket holding quantile q (0 when unknown).
-func serverQuantile(b *testing.B, a *agentProc, route string, q float64) float64 {
-	resp, err := http.Get(a.base() + "/metrics")
+func serverQuantile(b *testing.B, a *proctest.Agent, route string, q float64) float64 {
+	resp, err := http.Get(a.BaseURL() + "/metrics")
 	if err != nil {
 		return 0
 	}

@@ -63,7 +63,7 @@ func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, stderr := runAgent(t, c.env, c.args...)
+			code, _, stderr := harness.RunAgent(t, c.env, c.args...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d with %q", code, stderr, c.code, c.want)
 			}
@@ -72,10 +72,10 @@ func TestBadInputExitsWithSpecificMessage(t *testing.T) {
 			}
 		})
 	}
-	if code, out, _ := runAgent(t, nil, "run", "--help"); code != 0 || !strings.Contains(out, "SLIPSTREAM_NATS_URL") || !strings.Contains(out, "Exit codes") {
+	if code, out, _ := harness.RunAgent(t, nil, "run", "--help"); code != 0 || !strings.Contains(out, "SLIPSTREAM_NATS_URL") || !strings.Contains(out, "Exit codes") {
 		t.Fatalf("run --help: exit %d\n%s", code, out)
 	}
-	if code, out, _ := runAgent(t, nil, "help"); code != 0 || !strings.Contains(out, "/v1/watch") {
+	if code, out, _ := harness.RunAgent(t, nil, "help"); code != 0 || !strings.Contains(out, "/v1/watch") {
 		t.Fatalf("help: exit %d\n%s", code, out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -82,26 +83,26 @@ func TestKill9UnderWriterLosesNothing(t *testing.T) {
 	if testing.Short() {
 		kills = 20
 	}
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "crash")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "crash")
 	w := startWriter(t, b, "app.", 500, 0) // as fast as NATS acknowledges
 	dir := t.TempDir()
-	args := []string{"--nats-url", n.url(), "--bucket", "crash", "--data-dir", dir, "--batch-window", "2ms"}
+	args := []string{"--nats-url", n.URL(), "--bucket", "crash", "--data-dir", dir, "--batch-window", "2ms"}
 	midStream := 0
 	for i := range kills {
-		a := startAgent(t, args...)
+		a := harness.StartAgent(t, args...)
 		// A random moment: at once (opening the store, state sync), a few status polls after
 		// the API answers, or once the agent applied a random amount of the writer's progress.
 		switch rand.IntN(3) {
 		case 1:
 			for polls := rand.IntN(6); polls > 0; polls-- {
-				_, _ = a.status()
+				_, _ = a.Status()
 			}
 		case 2:
 			target := uint64(w.acks.Load() + rand.Int64N(400))
-			eventually(t, 60*time.Second, "agent applying the writer's updates", func() error {
-				st, err := a.status()
+			proctest.Eventually(t, 60*time.Second, "agent applying the writer's updates", func() error {
+				st, err := a.Status()
 				if err != nil {
 					return err
 				}
@@ -112,9 +113,9 @@ func TestKill9UnderWriterLosesNothing(t *testing.T) {
 			})
 			midStream++
 		}
-		a.kill()
+		a.Kill()
 		if i%8 == 7 {
-			if code, out, errOut := runAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
+			if code, out, errOut := harness.RunAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
 				t.Fatalf("verify after kill %d: exit %d %s %s", i+1, code, out, errOut)
 			}
 		}
@@ -123,15 +124,13 @@ func TestKill9UnderWriterLosesNothing(t *testing.T) {
 	if w.acks.Load() < 1000 {
 		t.Fatalf("writer made only %d writes (%d errors)", w.acks.Load(), w.errs.Load())
 	}
-	a := startAgent(t, args...)
-	a.waitCaughtUp(t, b, 30*time.Second)
-	if code, _ := a.terminate(t); code != 0 {
-		t.Fatalf("final SIGTERM exit %d", code)
-	}
-	if err := sameLines(bucketState(t, b, ""), dumpFold(t, dir)); err != nil {
+	a := harness.StartAgent(t, args...)
+	a.WaitCaughtUp(t, b, 30*time.Second)
+	a.Terminate(t)
+	if err := proctest.Diff(proctest.BucketState(t, b, ""), harness.DumpFold(t, dir)); err != nil {
 		t.Fatalf("after %d kills and %d writes: fold != bucket: %v", kills, w.acks.Load(), err)
 	}
-	if code, out, errOut := runAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
+	if code, out, errOut := harness.RunAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
 		t.Fatalf("final verify: exit %d %s %s", code, out, errOut)
 	}
 	t.Logf("%d kills (%d while applying), %d writes, fold == bucket", kills, midStream, w.acks.Load())

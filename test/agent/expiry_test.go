@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -13,9 +14,9 @@ import (
 // MaxAge bucket while the agent is stopped: on restart the agent reports the expiry
 // (cursorExpired, resyncs, metrics), re-syncs with the diff, and ends equal to the bucket.
 func TestCursorExpiryIsCountedAndRecovered(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucketWith(t, conn, kv.BucketConfig{Name: "aging", MaxAge: time.Second})
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucketWith(t, conn, kv.BucketConfig{Name: "aging", MaxAge: time.Second})
 	ctx := context.Background()
 	for i := range 5 {
 		if _, err := b.Put(ctx, fmt.Sprintf("old.%d", i), []byte("v")); err != nil {
@@ -23,13 +24,11 @@ func TestCursorExpiryIsCountedAndRecovered(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	args := []string{"--nats-url", n.url(), "--bucket", "aging", "--data-dir", dir}
-	a := startAgent(t, args...)
-	a.waitCaughtUp(t, b, 20*time.Second)
-	if code, _ := a.terminate(t); code != 0 {
-		t.Fatalf("SIGTERM exit %d", code)
-	}
-	eventually(t, 20*time.Second, "the old messages to age out", func() error {
+	args := []string{"--nats-url", n.URL(), "--bucket", "aging", "--data-dir", dir}
+	a := harness.StartAgent(t, args...)
+	a.WaitCaughtUp(t, b, 20*time.Second)
+	a.Terminate(t)
+	proctest.Eventually(t, 20*time.Second, "the old messages to age out", func() error {
 		st, err := b.Status(ctx)
 		if err != nil {
 			return err
@@ -46,12 +45,12 @@ func TestCursorExpiryIsCountedAndRecovered(t *testing.T) {
 	if _, err := b.Put(ctx, "new.0", []byte("fresh")); err != nil {
 		t.Fatal(err)
 	}
-	a = startAgent(t, args...)
-	st := a.waitCaughtUp(t, b, 20*time.Second)
+	a = harness.StartAgent(t, args...)
+	st := a.WaitCaughtUp(t, b, 20*time.Second)
 	if st.CursorExpired != 1 || st.Resyncs != 1 || st.Keys != 1 {
 		t.Fatalf("status after expiry: %+v, want cursorExpired 1, resyncs 1, keys 1", st)
 	}
-	if err := sameLines(bucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
+	if err := proctest.Diff(proctest.BucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
 		t.Fatalf("fold != bucket after expiry recovery: %v", err)
 	}
 }

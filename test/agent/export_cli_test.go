@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -37,13 +38,11 @@ type importSummary struct {
 
 // foldBucket runs an agent on bucket until it has caught up, then stops it (SIGTERM) so the
 // fold directory can be used offline.
-func foldBucket(t *testing.T, n *natsProc, b *kv.Bucket, bucket, dir string) {
+func foldBucket(t *testing.T, n *proctest.NATS, b *kv.Bucket, bucket, dir string) {
 	t.Helper()
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", bucket, "--data-dir", dir)
-	a.waitCaughtUp(t, b, 20*time.Second)
-	if code, _ := a.terminate(t); code != 0 {
-		t.Fatalf("SIGTERM exit %d", code)
-	}
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", bucket, "--data-dir", dir)
+	a.WaitCaughtUp(t, b, 20*time.Second)
+	a.Terminate(t)
 }
 
 func putN(t *testing.T, b *kv.Bucket, prefix string, n int) {
@@ -57,7 +56,7 @@ func putN(t *testing.T, b *kv.Bucket, prefix string, n int) {
 
 func runExport(t *testing.T, dir, url, bucket string) exportSummary {
 	t.Helper()
-	code, out, errOut := runAgent(t, nil, "export", "--data-dir", dir, "--to", url, "--bucket", bucket)
+	code, out, errOut := harness.RunAgent(t, nil, "export", "--data-dir", dir, "--to", url, "--bucket", bucket)
 	if code != 0 {
 		t.Fatalf("agent export: exit %d: %s", code, errOut)
 	}
@@ -72,9 +71,9 @@ func runExport(t *testing.T, dir, url, bucket string) exportSummary {
 // (newest and by name, into either backend) and checks the imported fold equals the source
 // fold exactly; a second export at a later cursor is what import picks by default.
 func TestExportImportRoundTrip(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "orders")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "orders")
 	putN(t, b, "order", 50)
 	if _, err := b.Delete(context.Background(), "order.007"); err != nil {
 		t.Fatal(err)
@@ -91,7 +90,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(exports, filepath.FromSlash(first.Object))); err != nil || fi.Size() != first.Bytes {
 		t.Fatalf("export object %s: %v (size %v, summary %d)", first.Object, err, fi, first.Bytes)
 	}
-	want := dumpFold(t, src)
+	want := harness.DumpFold(t, src)
 
 	putN(t, b, "late", 5)
 	foldBucket(t, n, b, "orders", src)
@@ -102,7 +101,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 
 	// The newest export, into a memory fold.
 	dst := filepath.Join(t.TempDir(), "fold")
-	code, out, errOut := runAgent(t, nil, "import", "--from", url, "--data-dir", dst, "--bucket", "orders", "--backend", "memory")
+	code, out, errOut := harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", dst, "--bucket", "orders", "--backend", "memory")
 	if code != 0 {
 		t.Fatalf("agent import: exit %d: %s", code, errOut)
 	}
@@ -113,13 +112,13 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if is.Object != second.Object || is.Cursor != 56 || is.Keys != 54 || is.Backend != "memory" || len(is.Rejected) != 0 {
 		t.Fatalf("import summary %+v, want object %s at cursor 56 with 54 keys", is, second.Object)
 	}
-	if err := sameLines(dumpFold(t, src), dumpFold(t, dst)); err != nil {
+	if err := proctest.Diff(harness.DumpFold(t, src), harness.DumpFold(t, dst)); err != nil {
 		t.Fatalf("imported fold != exported fold: %v", err)
 	}
 
 	// A named (older) export, into a pebble fold.
 	named := filepath.Join(t.TempDir(), "fold")
-	code, out, errOut = runAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--name", first.Object)
+	code, out, errOut = harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--name", first.Object)
 	if code != 0 {
 		t.Fatalf("agent import --name: exit %d: %s", code, errOut)
 	}
@@ -129,30 +128,30 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if is.Object != first.Object || is.Cursor != 51 {
 		t.Fatalf("named import summary %+v, want %s at 51", is, first.Object)
 	}
-	if err := sameLines(want, dumpFold(t, named)); err != nil {
+	if err := proctest.Diff(want, harness.DumpFold(t, named)); err != nil {
 		t.Fatalf("fold imported by name != first export: %v", err)
 	}
 
 	// A non-empty directory is refused without --force and replaced with it.
-	code, _, errOut = runAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders")
+	code, _, errOut = harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders")
 	if code != 2 || !strings.Contains(errOut, "is not empty") || !strings.Contains(errOut, "--force") {
 		t.Fatalf("import into a non-empty dir: exit %d: %s; want 2 naming --force", code, errOut)
 	}
-	code, _, errOut = runAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--force")
+	code, _, errOut = harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--force")
 	if code != 0 {
 		t.Fatalf("import --force: exit %d: %s", code, errOut)
 	}
-	if err := sameLines(dumpFold(t, src), dumpFold(t, named)); err != nil {
+	if err := proctest.Diff(harness.DumpFold(t, src), harness.DumpFold(t, named)); err != nil {
 		t.Fatalf("fold after import --force != newest export: %v", err)
 	}
 	// --force never replaces a fold an agent is running on.
-	running := startAgent(t, "--nats-url", n.url(), "--bucket", "orders", "--data-dir", named)
-	running.waitCaughtUp(t, b, 20*time.Second)
-	code, _, errOut = runAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--force", "--name", first.Object)
+	running := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "orders", "--data-dir", named)
+	running.WaitCaughtUp(t, b, 20*time.Second)
+	code, _, errOut = harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", named, "--bucket", "orders", "--force", "--name", first.Object)
 	if code != 1 || !strings.Contains(errOut, "is an agent running on it") {
 		t.Fatalf("import --force under a running agent: exit %d: %s; want 1", code, errOut)
 	}
-	if st, err := running.status(); err != nil || st.Cursor != 56 || st.Keys != 54 {
+	if st, err := running.Status(); err != nil || st.Cursor != 56 || st.Keys != 54 {
 		t.Fatalf("running agent after a refused import: %+v, %v", st, err)
 	}
 }
@@ -160,16 +159,16 @@ func TestExportImportRoundTrip(t *testing.T) {
 // TestImportSkipsCorruptedExport flips a byte in the newest export: import rejects it with
 // the checksum error, uses the next newest, and never leaves the damaged one as the fold.
 func TestImportSkipsCorruptedExport(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "cfg")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "cfg")
 	putN(t, b, "cfg", 20)
 	src := t.TempDir()
 	foldBucket(t, n, b, "cfg", src)
 	exports := t.TempDir()
 	url := "file://" + exports
 	older := runExport(t, src, url, "cfg")
-	want := dumpFold(t, src)
+	want := harness.DumpFold(t, src)
 	putN(t, b, "more", 10)
 	foldBucket(t, n, b, "cfg", src)
 	newest := runExport(t, src, url, "cfg")
@@ -185,7 +184,7 @@ func TestImportSkipsCorruptedExport(t *testing.T) {
 	}
 
 	dst := filepath.Join(t.TempDir(), "fold")
-	code, out, errOut := runAgent(t, nil, "import", "--from", url, "--data-dir", dst, "--bucket", "cfg")
+	code, out, errOut := harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", dst, "--bucket", "cfg")
 	if code != 0 {
 		t.Fatalf("agent import: exit %d: %s", code, errOut)
 	}
@@ -199,13 +198,13 @@ func TestImportSkipsCorruptedExport(t *testing.T) {
 	if len(is.Rejected) != 1 || is.Rejected[0].Object != newest.Object || !strings.Contains(is.Rejected[0].Error, "checksum mismatch") {
 		t.Fatalf("rejected %+v, want %s rejected for a checksum mismatch", is.Rejected, newest.Object)
 	}
-	if err := sameLines(want, dumpFold(t, dst)); err != nil {
+	if err := proctest.Diff(want, harness.DumpFold(t, dst)); err != nil {
 		t.Fatalf("imported fold != older export: %v", err)
 	}
 
 	// Only the damaged export, by name: exit 3 with the specific error, nothing imported.
 	bad := filepath.Join(t.TempDir(), "fold")
-	code, _, errOut = runAgent(t, nil, "import", "--from", url, "--data-dir", bad, "--bucket", "cfg", "--name", newest.Object)
+	code, _, errOut = harness.RunAgent(t, nil, "import", "--from", url, "--data-dir", bad, "--bucket", "cfg", "--name", newest.Object)
 	if code != 3 || !strings.Contains(errOut, "checksum mismatch") {
 		t.Fatalf("import of the damaged export by name: exit %d: %s; want 3 and checksum mismatch", code, errOut)
 	}
@@ -240,7 +239,7 @@ func TestExportImportBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, errOut := runAgent(t, nil, c.args...)
+			code, _, errOut := harness.RunAgent(t, nil, c.args...)
 			if code != c.code || !strings.Contains(errOut, c.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, errOut, c.code, c.want)
 			}

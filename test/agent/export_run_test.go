@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,32 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// metric returns the value of the sample named exactly name (with labels, as exposed),
-// or an error when absent.
-func (a *agentProc) metric(name string) (float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.base()+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not exposed", name)
-}
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
+)
 
 // rawStatus is /v1/status with the export and seed fields the Go client does not model.
 type rawStatus struct {
@@ -54,11 +33,11 @@ type rawStatus struct {
 	} `json:"lastExport"`
 }
 
-func (a *agentProc) rawStatus() (rawStatus, error) {
+func fetchRawStatus(a *proctest.Agent) (rawStatus, error) {
 	var st rawStatus
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.base()+"/v1/status", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.BaseURL()+"/v1/status", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return st, err
@@ -69,11 +48,11 @@ func (a *agentProc) rawStatus() (rawStatus, error) {
 }
 
 // postExport calls POST /v1/export and returns the code and the JSON body's "code" field.
-func (a *agentProc) postExport(t *testing.T) (int, string) {
+func postExport(t *testing.T, a *proctest.Agent) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.base()+"/v1/export", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.BaseURL()+"/v1/export", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -114,19 +93,19 @@ func exportObjects(t *testing.T, dir, bucket string) []string {
 // exports, answers POST /v1/export with 202; a second agent of the same fold does not hold
 // the lease and gets 409; a failing location is counted and retried, never a crash.
 func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "routes")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "routes")
 	putN(t, b, "route", 30)
 	exports := t.TempDir()
 	url := "file://" + exports
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "routes", "--data-dir", t.TempDir(),
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "routes", "--data-dir", t.TempDir(),
 		"--export-url", url, "--export-interval", "1s", "--export-retain", "2", "--export-grace", "0s", "--export-holder", "agent-a")
-	a.waitCaughtUp(t, b, 20*time.Second)
+	a.WaitCaughtUp(t, b, 20*time.Second)
 	var st rawStatus
-	eventually(t, 20*time.Second, "a scheduled export at the fold's cursor", func() error {
+	proctest.Eventually(t, 20*time.Second, "a scheduled export at the fold's cursor", func() error {
 		var err error
-		if st, err = a.rawStatus(); err != nil {
+		if st, err = fetchRawStatus(a); err != nil {
 			return err
 		}
 		if st.LastExport == nil || st.LastExport.Cursor != 30 {
@@ -137,17 +116,17 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 	if st.LastExport.Keys != 30 || !strings.HasPrefix(st.LastExport.Object, "routes/") {
 		t.Fatalf("lastExport %+v, want 30 keys under routes/", st.LastExport)
 	}
-	if ts, err := a.metric("slipstream_last_export_success_timestamp_seconds"); err != nil || time.Since(time.Unix(int64(ts), 0)) > time.Minute {
+	if ts, err := a.Metric("slipstream_last_export_success_timestamp_seconds"); err != nil || time.Since(time.Unix(int64(ts), 0)) > time.Minute {
 		t.Fatalf("last export timestamp %v (%v), want recent", ts, err)
 	}
 	// Scheduled exports happen only when the fold moved: keep writing.
 	moved := 0
-	eventually(t, 30*time.Second, "retention down to 2 exports with more coming", func() error {
+	proctest.Eventually(t, 30*time.Second, "retention down to 2 exports with more coming", func() error {
 		moved++
 		if _, err := b.Put(context.Background(), fmt.Sprintf("moving.%d", moved), []byte("x")); err != nil {
 			return err
 		}
-		if ok, _ := a.metric(`slipstream_exports_total{result="success"}`); ok < 4 {
+		if ok, _ := a.Metric(`slipstream_exports_total{result="success"}`); ok < 4 {
 			return fmt.Errorf("%v successful exports", ok)
 		}
 		if objs := exportObjects(t, exports, "routes"); len(objs) != 2 {
@@ -157,35 +136,35 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 	})
 
 	// A second agent of the same fold: seeded, Live, but not the exporter.
-	a2 := startAgent(t, "--nats-url", n.url(), "--bucket", "routes", "--data-dir", t.TempDir(),
+	a2 := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "routes", "--data-dir", t.TempDir(),
 		"--export-url", url, "--export-holder", "agent-b")
-	a2.waitCaughtUp(t, b, 20*time.Second)
-	if code, why := a2.postExport(t); code != http.StatusConflict || why != "not_lease_holder" {
+	a2.WaitCaughtUp(t, b, 20*time.Second)
+	if code, why := postExport(t, a2); code != http.StatusConflict || why != "not_lease_holder" {
 		t.Fatalf("POST /v1/export on the non-holder: %d %q, want 409 not_lease_holder", code, why)
 	}
 	// On demand on the holder: 202 (or 409 export_running when a tick just started one).
-	eventually(t, 10*time.Second, "POST /v1/export accepted by the lease holder", func() error {
-		if code, why := a.postExport(t); code != http.StatusAccepted {
+	proctest.Eventually(t, 10*time.Second, "POST /v1/export accepted by the lease holder", func() error {
+		if code, why := postExport(t, a); code != http.StatusAccepted {
 			return fmt.Errorf("%d %s", code, why)
 		}
 		return nil
 	})
 
 	// The location fails: counted, shown, retried; the agent stays Live and serving.
-	before, _ := a.metric(`slipstream_exports_total{result="failure"}`)
+	before, _ := a.Metric(`slipstream_exports_total{result="failure"}`)
 	// A file where the location's directory was: every write below it fails. The export
 	// just accepted may still be writing there, so removal is retried until it wins.
-	eventually(t, 10*time.Second, "export location removed", func() error { return os.RemoveAll(exports) })
+	proctest.Eventually(t, 10*time.Second, "export location removed", func() error { return os.RemoveAll(exports) })
 	writeFile(t, exports, []byte("not a directory"))
 	if _, err := b.Put(context.Background(), "while.failing", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "failed exports counted and shown", func() error {
-		f, err := a.metric(`slipstream_exports_total{result="failure"}`)
+	proctest.Eventually(t, 20*time.Second, "failed exports counted and shown", func() error {
+		f, err := a.Metric(`slipstream_exports_total{result="failure"}`)
 		if err != nil {
 			return err
 		}
-		st, err := a.rawStatus()
+		st, err := fetchRawStatus(a)
 		if err != nil {
 			return err
 		}
@@ -205,8 +184,8 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "exports resume once the location is back", func() error {
-		st, err := a.rawStatus()
+	proctest.Eventually(t, 20*time.Second, "exports resume once the location is back", func() error {
+		st, err := fetchRawStatus(a)
 		if err != nil {
 			return err
 		}
@@ -216,23 +195,21 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 		return nil
 	})
 	// A quiet fold is not exported again and again: ticks are skipped.
-	succ := mustMetric(t, a, `slipstream_exports_total{result="success"}`)
-	skipped := mustMetric(t, a, `slipstream_exports_total{result="skipped"}`)
-	eventually(t, 20*time.Second, "scheduled exports of an unchanged fold skipped", func() error {
-		if s := mustMetric(t, a, `slipstream_exports_total{result="skipped"}`); s < skipped+2 {
+	succ := a.MustMetric(t, `slipstream_exports_total{result="success"}`)
+	skipped := a.MustMetric(t, `slipstream_exports_total{result="skipped"}`)
+	proctest.Eventually(t, 20*time.Second, "scheduled exports of an unchanged fold skipped", func() error {
+		if s := a.MustMetric(t, `slipstream_exports_total{result="skipped"}`); s < skipped+2 {
 			return fmt.Errorf("skipped %v (was %v)", s, skipped)
 		}
 		return nil
 	})
-	if s := mustMetric(t, a, `slipstream_exports_total{result="success"}`); s > succ+1 { // +1: one in flight
+	if s := a.MustMetric(t, `slipstream_exports_total{result="success"}`); s > succ+1 { // +1: one in flight
 		t.Fatalf("%v exports of an unchanged fold", s-succ)
 	}
-	if code, _ := a.terminate(t); code != 0 {
-		t.Fatalf("SIGTERM exit %d", code)
-	}
+	a.Terminate(t)
 	// The lease was released at shutdown: the other agent takes over at once.
-	eventually(t, 10*time.Second, "the second agent exports after the first stopped", func() error {
-		if code, why := a2.postExport(t); code != http.StatusAccepted {
+	proctest.Eventually(t, 10*time.Second, "the second agent exports after the first stopped", func() error {
+		if code, why := postExport(t, a2); code != http.StatusAccepted {
 			return fmt.Errorf("%d %s", code, why)
 		}
 		return nil
@@ -242,15 +219,15 @@ func TestRunExportsOnScheduleAndOnDemand(t *testing.T) {
 // TestRunExportNotConfigured: without --export-url POST /v1/export is a 404 naming the
 // flag, and GET is refused with 405.
 func TestRunExportNotConfigured(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "plain")
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "plain", "--data-dir", t.TempDir())
-	a.waitCaughtUp(t, b, 20*time.Second)
-	if code, why := a.postExport(t); code != http.StatusNotFound || why != "exports_not_configured" {
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "plain")
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "plain", "--data-dir", t.TempDir())
+	a.WaitCaughtUp(t, b, 20*time.Second)
+	if code, why := postExport(t, a); code != http.StatusNotFound || why != "exports_not_configured" {
 		t.Fatalf("POST /v1/export without --export-url: %d %q", code, why)
 	}
-	resp, err := http.Get(a.base() + "/v1/export")
+	resp, err := http.Get(a.BaseURL() + "/v1/export")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstream-dev/slipstream/internal/testutil/benchdata"
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 )
 
 // BenchmarkReadAPIUnderLoad: GET /v1/keys/{key} for random keys at 5,000/s (open loop, 16
@@ -28,9 +29,9 @@ import (
 // phase runs SLIPSTREAM_BENCH_SECONDS (default 5) after a 2-second warm-up.
 func BenchmarkReadAPIUnderLoad(b *testing.B) {
 	keys := benchdata.Keys(1_000_000)
-	n := startNATS(b)
-	conn := connect(b, n.url())
-	bk := createBucket(b, conn, "readload")
+	n := harness.StartNATS(b)
+	conn := proctest.Connect(b, n.URL())
+	bk := proctest.CreateBucket(b, conn, "readload")
 	names := make([]string, keys)
 	for i := range names {
 		names[i] = benchdata.Key(i)
@@ -38,8 +39,8 @@ func BenchmarkReadAPIUnderLoad(b *testing.B) {
 	if err := benchdata.Publish(conn, "readload", names); err != nil {
 		b.Fatal(err)
 	}
-	a := startAgent(b, "--nats-url", n.url(), "--bucket", "readload", "--data-dir", b.TempDir(), "--log-level", "info")
-	a.waitCaughtUp(b, bk, 5*time.Minute)
+	a := harness.StartAgent(b, "--nats-url", n.URL(), "--bucket", "readload", "--data-dir", b.TempDir(), "--log-level", "info")
+	a.WaitCaughtUp(b, bk, 5*time.Minute)
 
 	plain := make(map[string][]byte, keys)
 	for i, k := range names {
@@ -99,8 +100,8 @@ func BenchmarkReadAPIUnderLoad(b *testing.B) {
 	b.ResetTimer()
 	writesBefore := writes.Load()
 	phaseStart := time.Now()
-	openLoopGets(b, names, get(a.base()), 2*time.Second)
-	agentLat, agentElapsed := openLoopGets(b, names, get(a.base()), d)
+	openLoopGets(b, names, get(a.BaseURL()), 2*time.Second)
+	agentLat, agentElapsed := openLoopGets(b, names, get(a.BaseURL()), d)
 	agentWrites := float64(writes.Load()-writesBefore) / time.Since(phaseStart).Seconds()
 	openLoopGets(b, names, get(ps.URL), 2*time.Second)
 	plainLat, _ := openLoopGets(b, names, get(ps.URL), d)
@@ -114,13 +115,13 @@ func BenchmarkReadAPIUnderLoad(b *testing.B) {
 	case <-time.After(time.Minute):
 		b.Fatal("write stream not acknowledged within a minute")
 	}
-	a.waitCaughtUp(b, bk, time.Minute) // the agent applied the whole write stream
+	a.WaitCaughtUp(b, bk, time.Minute) // the agent applied the whole write stream
 	b.ReportMetric(float64(keys), "keys")
 	b.ReportMetric(float64(len(agentLat))/agentElapsed.Seconds(), "GET/s")
 	b.ReportMetric(agentWrites, "writes/s")
 	quantiles(b, "get", agentLat)
 	quantiles(b, "plain", plainLat)
-	if hwm, err := vmHWM(a.cmd.Process.Pid); err == nil {
+	if hwm, err := vmHWM(a.Pid()); err == nil {
 		b.ReportMetric(hwm, "agent-rss-MiB")
 	}
 }

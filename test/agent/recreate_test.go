@@ -6,29 +6,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 )
 
 // TestBucketDeletedAndRecreated: deleting the bucket under a Live agent turns it Degraded
 // (still serving, stale); recreating it with other contents brings the fold back equal to
 // the new bucket by itself.
 func TestBucketDeletedAndRecreated(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
 	ctx := context.Background()
-	b := createBucket(t, conn, "phoenix")
+	b := proctest.CreateBucket(t, conn, "phoenix")
 	for i := range 20 {
 		if _, err := b.Put(ctx, fmt.Sprintf("gen1.%02d", i), []byte("one")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dir := t.TempDir()
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "phoenix", "--data-dir", dir)
-	a.waitCaughtUp(t, b, 20*time.Second)
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "phoenix", "--data-dir", dir)
+	a.WaitCaughtUp(t, b, 20*time.Second)
 	if err := conn.DeleteBucket(ctx, "phoenix"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "Degraded after the bucket was deleted", func() error {
-		st, err := a.status()
+	proctest.Eventually(t, 15*time.Second, "Degraded after the bucket was deleted", func() error {
+		st, err := a.Status()
 		if err != nil {
 			return err
 		}
@@ -37,15 +39,15 @@ func TestBucketDeletedAndRecreated(t *testing.T) {
 		}
 		return nil
 	})
-	b = createBucket(t, conn, "phoenix")
+	b = proctest.CreateBucket(t, conn, "phoenix")
 	for i := range 5 {
 		if _, err := b.Put(ctx, fmt.Sprintf("gen2.%02d", i), []byte("two")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a.waitCaughtUp(t, b, 30*time.Second)
-	eventually(t, 15*time.Second, "fold equal to the recreated bucket", func() error {
-		st, err := a.status()
+	a.WaitCaughtUp(t, b, 30*time.Second)
+	proctest.Eventually(t, 15*time.Second, "fold equal to the recreated bucket", func() error {
+		st, err := a.Status()
 		if err != nil {
 			return err
 		}
@@ -54,7 +56,7 @@ func TestBucketDeletedAndRecreated(t *testing.T) {
 		}
 		return nil
 	})
-	if err := sameLines(bucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
+	if err := proctest.Diff(proctest.BucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
 		t.Fatalf("fold != recreated bucket: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -18,17 +19,17 @@ import (
 // address. The watch delivers every acknowledged write once, in order, across both, and
 // the fold ends equal to the bucket.
 func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
 	// History 64 keeps every revision the writer makes here: a resuming watch then has
 	// every acknowledged write to deliver (with history 1, NATS drops revisions superseded
 	// while the agent is down, and the fold rightly never applies them).
-	b := createBucketWith(t, conn, kv.BucketConfig{Name: "restart", History: 64})
+	b := proctest.CreateBucketWith(t, conn, kv.BucketConfig{Name: "restart", History: 64})
 	dir := t.TempDir()
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	args := []string{"--nats-url", n.url(), "--bucket", "restart", "--data-dir", dir, "--listen", listen}
-	a := startAgent(t, args...)
-	st := a.waitCaughtUp(t, b, 20*time.Second)
+	listen := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
+	args := []string{"--nats-url", n.URL(), "--bucket", "restart", "--data-dir", dir, "--listen", listen}
+	a := harness.StartAgent(t, args...)
+	st := a.WaitCaughtUp(t, b, 20*time.Second)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -36,7 +37,7 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 	var seen []uint64
 	watchErr := make(chan error, 1)
 	go func() {
-		for ev, err := range a.client(t).Watch(ctx, "", st.Cursor) {
+		for ev, err := range a.Client(t).Watch(ctx, "", st.Cursor) {
 			if err != nil {
 				watchErr <- err
 				return
@@ -48,7 +49,7 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 	}()
 	w := startWriter(t, b, "cfg.", 200, 300)
 	waitAcks := func(n int64) {
-		eventually(t, 20*time.Second, "writer progress", func() error {
+		proctest.Eventually(t, 20*time.Second, "writer progress", func() error {
 			if w.acks.Load() < n {
 				return fmt.Errorf("%d acks", w.acks.Load())
 			}
@@ -58,12 +59,10 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 	waitAcks(200)
 
 	// nats-server dies: Degraded within a few seconds, reads still served, marked stale.
-	_ = n.cmd.Process.Kill()
-	_ = n.cmd.Wait()
-	n.cmd = nil
+	n.Kill()
 	killed := time.Now()
-	eventually(t, 10*time.Second, "agent Degraded", func() error {
-		st, err := a.status()
+	proctest.Eventually(t, 10*time.Second, "agent Degraded", func() error {
+		st, err := a.Status()
 		if err != nil {
 			return err
 		}
@@ -73,7 +72,7 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 		return nil
 	})
 	t.Logf("Degraded %s after nats-server was killed", time.Since(killed).Round(time.Millisecond))
-	resp, err := http.Get(a.base() + "/v1/keys/cfg.k0000")
+	resp, err := http.Get(a.BaseURL() + "/v1/keys/cfg.k0000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,26 +80,26 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 	if resp.StatusCode != 200 && resp.StatusCode != 404 || resp.Header.Get("X-Slipstream-Stale") != "true" {
 		t.Fatalf("read while Degraded: %d stale=%q", resp.StatusCode, resp.Header.Get("X-Slipstream-Stale"))
 	}
-	if resp, _ := http.Get(a.base() + "/readyz"); resp.StatusCode != 503 {
+	if resp, _ := http.Get(a.BaseURL() + "/readyz"); resp.StatusCode != 503 {
 		t.Fatalf("readyz while Degraded: %d", resp.StatusCode)
 	}
 
-	n.start()
-	a.waitCaughtUp(t, b, 30*time.Second)
+	n.Start()
+	a.WaitCaughtUp(t, b, 30*time.Second)
 	acked := w.acks.Load()
 	waitAcks(acked + 200)
 
 	// The agent restarts (SIGTERM, same address): the watch resumes from its cursor.
-	if code, took := a.terminate(t); code != 0 || took > 10*time.Second {
-		t.Fatalf("SIGTERM: exit %d after %s", code, took)
+	if took := a.Terminate(t); took > 10*time.Second {
+		t.Fatalf("SIGTERM: exit after %s", took)
 	}
-	a = startAgent(t, args...)
+	a = harness.StartAgent(t, args...)
 	acked = w.acks.Load()
 	waitAcks(acked + 200)
 	w.halt()
-	final := a.waitCaughtUp(t, b, 30*time.Second)
+	final := a.WaitCaughtUp(t, b, 30*time.Second)
 
-	eventually(t, 20*time.Second, "watch to reach the final cursor", func() error {
+	proctest.Eventually(t, 20*time.Second, "watch to reach the final cursor", func() error {
 		select {
 		case err := <-watchErr:
 			t.Fatalf("watch ended: %v", err)
@@ -132,17 +131,15 @@ func TestRestartsMidStreamWatchDeliversEverything(t *testing.T) {
 	}
 	nw := len(w.revs)
 	w.mu.Unlock()
-	if err := sameLines(bucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
+	if err := proctest.Diff(proctest.BucketState(t, b, ""), dumpFoldLive(t, a, dir)); err != nil {
 		t.Fatalf("fold != bucket: %v", err)
 	}
 	t.Logf("%d acknowledged writes, %d watch events, no gap across a nats-server kill and an agent restart", nw, len(seen))
 }
 
 // dumpFoldLive stops the agent (SIGTERM) and dumps its fold.
-func dumpFoldLive(t *testing.T, a *agentProc, dir string) []dumpLine {
+func dumpFoldLive(t *testing.T, a *proctest.Agent, dir string) []proctest.Entry {
 	t.Helper()
-	if code, _ := a.terminate(t); code != 0 {
-		t.Fatalf("SIGTERM exit %d", code)
-	}
-	return dumpFold(t, dir)
+	a.Terminate(t)
+	return harness.DumpFold(t, dir)
 }

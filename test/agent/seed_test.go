@@ -8,23 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/internal/testutil/s3test"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
 // exportNow triggers an export on a (the lease holder) and waits until its lastExport is at
 // cursor; it returns the export's object key.
-func exportNow(t *testing.T, a *agentProc, cursor uint64) string {
+func exportNow(t *testing.T, a *proctest.Agent, cursor uint64) string {
 	t.Helper()
-	eventually(t, 20*time.Second, "POST /v1/export accepted", func() error {
-		if code, why := a.postExport(t); code != http.StatusAccepted {
+	proctest.Eventually(t, 20*time.Second, "POST /v1/export accepted", func() error {
+		if code, why := postExport(t, a); code != http.StatusAccepted {
 			return fmt.Errorf("%d %s", code, why)
 		}
 		return nil
 	})
 	var obj string
-	eventually(t, 30*time.Second, fmt.Sprintf("an export at cursor %d", cursor), func() error {
-		st, err := a.rawStatus()
+	proctest.Eventually(t, 30*time.Second, fmt.Sprintf("an export at cursor %d", cursor), func() error {
+		st, err := fetchRawStatus(a)
 		if err != nil {
 			return err
 		}
@@ -35,23 +36,6 @@ func exportNow(t *testing.T, a *agentProc, cursor uint64) string {
 		return nil
 	})
 	return obj
-}
-
-// logged reports whether the agent's stderr so far contains s.
-func (a *agentProc) logged(s string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return strings.Contains(a.stderr.String(), s)
-}
-
-// mustMetric reads a metric or fails.
-func mustMetric(t *testing.T, a *agentProc, name string) float64 {
-	t.Helper()
-	v, err := a.metric(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 // TestSeedNewAgentTakesOnlyTheTail: agent A folds a bucket and exports it; more writes
@@ -71,13 +55,13 @@ func TestSeedNewAgentTakesOnlyTheTail(t *testing.T) {
 }
 
 func testSeedTail(t *testing.T, url string) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "fleet")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "fleet")
 	ctx := context.Background()
 	putN(t, b, "node", 200)
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "fleet", "--data-dir", t.TempDir(), "--export-url", url, "--export-holder", "a")
-	a.waitCaughtUp(t, b, 30*time.Second)
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "fleet", "--data-dir", t.TempDir(), "--export-url", url, "--export-holder", "a")
+	a.WaitCaughtUp(t, b, 30*time.Second)
 	obj := exportNow(t, a, 200)
 
 	// The tail: 25 puts (new keys and overwrites) and 5 deletes after the export's cursor.
@@ -90,33 +74,33 @@ func testSeedTail(t *testing.T, url string) {
 	}
 
 	dir := t.TempDir()
-	bAgent := startAgent(t, "--nats-url", n.url(), "--bucket", "fleet", "--data-dir", dir, "--export-url", url, "--export-holder", "b")
-	st := bAgent.waitCaughtUp(t, b, 60*time.Second)
+	bAgent := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "fleet", "--data-dir", dir, "--export-url", url, "--export-holder", "b")
+	st := bAgent.WaitCaughtUp(t, b, 60*time.Second)
 	if st.Cursor != 230 {
 		t.Fatalf("B cursor %d, want 230", st.Cursor)
 	}
-	raw, err := bAgent.rawStatus()
+	raw, err := fetchRawStatus(bAgent)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasSuffix(raw.SeededFrom, "/"+obj) || raw.Resyncs != 0 || raw.CursorExpired != 0 {
 		t.Fatalf("B status: seededFrom %q resyncs %d cursorExpired %d; want seeded from %s, no resync", raw.SeededFrom, raw.Resyncs, raw.CursorExpired, obj)
 	}
-	if !bAgent.logged("phase=Seeding") || !bAgent.logged("seeded fold from export") {
-		t.Fatalf("B never went through phase Seeding:\n%s", bAgent.logTail(4000))
+	if !strings.Contains(bAgent.Output(), "phase=Seeding") || !strings.Contains(bAgent.Output(), "seeded fold from export") {
+		t.Fatalf("B never went through phase Seeding:\n%s", proctest.Tail(bAgent.Output(), 4000))
 	}
-	puts := mustMetric(t, bAgent, `slipstream_updates_applied_total{op="put"}`)
-	dels := mustMetric(t, bAgent, `slipstream_updates_applied_total{op="delete"}`)
+	puts := bAgent.MustMetric(t, `slipstream_updates_applied_total{op="put"}`)
+	dels := bAgent.MustMetric(t, `slipstream_updates_applied_total{op="delete"}`)
 	if puts != 25 || dels != 5 {
 		t.Fatalf("B applied %v puts and %v deletes from NATS, want exactly the tail: 25 and 5", puts, dels)
 	}
-	if s := mustMetric(t, bAgent, `slipstream_seeds_total{source="export"}`); s != 1 {
+	if s := bAgent.MustMetric(t, `slipstream_seeds_total{source="export"}`); s != 1 {
 		t.Fatalf("seeds_total{source=export} = %v, want 1", s)
 	}
-	if r := mustMetric(t, bAgent, `slipstream_resyncs_total{mode="full"}`); r != 0 {
+	if r := bAgent.MustMetric(t, `slipstream_resyncs_total{mode="full"}`); r != 0 {
 		t.Fatalf("resyncs_total{mode=full} = %v, want 0", r)
 	}
-	if err := sameLines(bucketState(t, b, ""), dumpFoldLive(t, bAgent, dir)); err != nil {
+	if err := proctest.Diff(proctest.BucketState(t, b, ""), dumpFoldLive(t, bAgent, dir)); err != nil {
 		t.Fatalf("seeded fold != bucket: %v", err)
 	}
 }
@@ -134,20 +118,18 @@ func TestSeedAfterCursorExpiry(t *testing.T) {
 }
 
 func testSeedAfterExpiry(t *testing.T, withExport bool) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
 	ctx := context.Background()
-	b := createBucketWith(t, conn, kv.BucketConfig{Name: "aging", MaxAge: time.Second})
+	b := proctest.CreateBucketWith(t, conn, kv.BucketConfig{Name: "aging", MaxAge: time.Second})
 	putN(t, b, "old", 10)
 	url := "file://" + t.TempDir()
 	dir := t.TempDir()
-	args := []string{"--nats-url", n.url(), "--bucket", "aging", "--data-dir", dir, "--export-url", url, "--export-holder", "b"}
-	bAgent := startAgent(t, args...)
-	bAgent.waitCaughtUp(t, b, 20*time.Second)
-	if code, _ := bAgent.terminate(t); code != 0 {
-		t.Fatalf("SIGTERM exit %d", code)
-	}
-	eventually(t, 20*time.Second, "B's messages to age out", func() error {
+	args := []string{"--nats-url", n.URL(), "--bucket", "aging", "--data-dir", dir, "--export-url", url, "--export-holder", "b"}
+	bAgent := harness.StartAgent(t, args...)
+	bAgent.WaitCaughtUp(t, b, 20*time.Second)
+	bAgent.Terminate(t)
+	proctest.Eventually(t, 20*time.Second, "B's messages to age out", func() error {
 		st, err := b.Status(ctx)
 		if err != nil {
 			return err
@@ -168,16 +150,14 @@ func testSeedAfterExpiry(t *testing.T, withExport bool) {
 		}
 	}
 	if withExport {
-		a := startAgent(t, "--nats-url", n.url(), "--bucket", "aging", "--data-dir", t.TempDir(), "--export-url", url, "--export-holder", "a")
+		a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "aging", "--data-dir", t.TempDir(), "--export-url", url, "--export-holder", "a")
 		bs, err := b.Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.waitCaughtUp(t, b, 20*time.Second)
+		a.WaitCaughtUp(t, b, 20*time.Second)
 		exportNow(t, a, bs.LastSeq)
-		if code, _ := a.terminate(t); code != 0 {
-			t.Fatalf("A SIGTERM exit %d", code)
-		}
+		a.Terminate(t)
 	}
 	// A tail after the export.
 	putN(t, b, "tail", 3)
@@ -185,14 +165,14 @@ func testSeedAfterExpiry(t *testing.T, withExport bool) {
 		t.Fatal(err)
 	}
 
-	bAgent = startAgent(t, args...)
-	bAgent.waitCaughtUp(t, b, 30*time.Second)
-	raw, err := bAgent.rawStatus()
+	bAgent = harness.StartAgent(t, args...)
+	bAgent.WaitCaughtUp(t, b, 30*time.Second)
+	raw, err := fetchRawStatus(bAgent)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := mustMetric(t, bAgent, `slipstream_resyncs_total{mode="seed"}`)
-	full := mustMetric(t, bAgent, `slipstream_resyncs_total{mode="full"}`)
+	seed := bAgent.MustMetric(t, `slipstream_resyncs_total{mode="seed"}`)
+	full := bAgent.MustMetric(t, `slipstream_resyncs_total{mode="full"}`)
 	if raw.CursorExpired != 1 {
 		t.Fatalf("cursorExpired %d, want 1", raw.CursorExpired)
 	}
@@ -202,7 +182,7 @@ func testSeedAfterExpiry(t *testing.T, withExport bool) {
 	if !withExport && (seed != 0 || full != 1 || raw.SeededFrom != "" || raw.Resyncs != 1) {
 		t.Fatalf("after expiry without exports: resyncs seed %v full %v, status resyncs %d seededFrom %q; want one full resync", seed, full, raw.Resyncs, raw.SeededFrom)
 	}
-	if err := sameLines(bucketState(t, b, ""), dumpFoldLive(t, bAgent, dir)); err != nil {
+	if err := proctest.Diff(proctest.BucketState(t, b, ""), dumpFoldLive(t, bAgent, dir)); err != nil {
 		t.Fatalf("fold != bucket after expiry recovery: %v", err)
 	}
 }

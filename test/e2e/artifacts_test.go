@@ -83,11 +83,11 @@ func collectArtifacts(dir string) {
 		save("agent-"+name+"-dump.ndjson", out, err)
 	}
 	if suite.nats != nil && suite.nats.p != nil {
-		save("nats-server.log", suite.nats.p.log.String(), nil)
+		save("nats-server.log", suite.nats.p.Output(), nil)
 	}
 	peersMu.Lock()
 	for _, p := range peers {
-		save(unsafeName.ReplaceAllString(p.name, "_")+".log", p.log.String(), nil)
+		save(unsafeName.ReplaceAllString(p.Name(), "_")+".log", p.Output(), nil)
 	}
 	peersMu.Unlock()
 }

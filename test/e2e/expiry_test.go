@@ -164,8 +164,8 @@ func peerExport(f *fold) string {
 		return st, err
 	}
 	Eventually(func() error {
-		if !p.running() {
-			return StopTrying("the peer agent exited:\n" + p.log.String())
+		if !p.Running() {
+			return StopTrying("the peer agent exited:\n" + p.Output())
 		}
 		st, err := get()
 		if err != nil {
@@ -199,6 +199,6 @@ func peerExport(f *fold) string {
 		obj = st.LastExport.Object
 		return nil
 	}, time.Minute).Should(Succeed(), "the peer's export at cursor %d", bs.LastSeq)
-	p.stop()
+	p.Stop(stopGrace)
 	return obj
 }

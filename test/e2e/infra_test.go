@@ -12,11 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 )
 
 // run runs a command in dir and returns its combined output.
@@ -186,64 +187,16 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// proc is a process the suite started; it is stopped by its PID only.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    *syncBuffer
-	exited chan struct{}
-}
+// stopGrace is how long a process the suite started has after SIGTERM before SIGKILL.
+const stopGrace = 15 * time.Second
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startProc(name string, env []string, bin string, args ...string) *proc {
+// startProc starts cmd, a process of the suite's own: it is stopped by its PID only.
+func startProc(name string, cmd *exec.Cmd) *proctest.Process {
 	GinkgoHelper()
-	p := &proc{name: name, log: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	Expect(p.cmd.Start()).To(Succeed(), "start %s", name)
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	fmt.Fprintf(GinkgoWriter, "started %s (pid %d)\n", name, p.cmd.Process.Pid)
+	p, err := proctest.Start(name, cmd)
+	Expect(err).NotTo(HaveOccurred(), "start %s", name)
+	fmt.Fprintf(GinkgoWriter, "started %s (pid %d)\n", name, p.Pid())
 	return p
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM to the recorded PID, then SIGKILL after 15 s.
-func (p *proc) stop() {
-	if p == nil || p.cmd == nil || !p.running() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
 
 // natsProc is a nats-server process with JetStream on a fixed port and store directory, so
@@ -251,7 +204,7 @@ func (p *proc) stop() {
 type natsProc struct {
 	port int
 	dir  string
-	p    *proc
+	p    *proctest.Process
 }
 
 func startNATS(dir string) *natsProc {
@@ -265,42 +218,34 @@ func (n *natsProc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.po
 
 func (n *natsProc) start() {
 	GinkgoHelper()
-	bin := tool("nats-server")
-	n.p = startProc("nats-server:"+strconv.Itoa(n.port), nil, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
-	Eventually(func() error {
-		if !n.p.running() {
-			return StopTrying("nats-server exited:\n" + n.p.log.String())
-		}
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.port), time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err
-	}, 20*time.Second).Should(Succeed(), "nats-server accepting connections")
+	n.p = startProc("nats-server:"+strconv.Itoa(n.port), proctest.NATSCommand(tool("nats-server"), n.port, n.dir))
+	Expect(n.p.WaitAccepting(fmt.Sprintf("127.0.0.1:%d", n.port), 20*time.Second)).To(Succeed(), "nats-server accepting connections")
 }
 
-func (n *natsProc) stop() { n.p.stop() }
+func (n *natsProc) stop() { n.p.Stop(stopGrace) }
 
 // peers are stand-alone agents on the host, playing a second node (see the expiry spec).
 var (
 	peersMu sync.Mutex
-	peers   []*proc
+	peers   []*proctest.Process
 )
 
 func stopPeers() {
 	peersMu.Lock()
 	defer peersMu.Unlock()
 	for _, p := range peers {
-		p.stop()
+		p.Stop(stopGrace)
 	}
 	peers = nil
 }
 
 // startPeerAgent runs `agent run` on the host with args and waits for its read API on
 // listen.
-func startPeerAgent(name string, env []string, listen string, args ...string) *proc {
+func startPeerAgent(name string, env []string, listen string, args ...string) *proctest.Process {
 	GinkgoHelper()
-	p := startProc(name, env, suite.agentBin, append([]string{"run", "--listen", listen}, args...)...)
+	cmd := exec.Command(suite.agentBin, append([]string{"run", "--listen", listen}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	p := startProc(name, cmd)
 	peersMu.Lock()
 	peers = append(peers, p)
 	peersMu.Unlock()

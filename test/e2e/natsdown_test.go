@@ -34,7 +34,7 @@ func describeNATSDown() {
 			f.caughtUp(b, time.Minute)
 			f.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAllNodesLive, time.Minute)
 
-			By("stopping nats-server (pid " + fmt.Sprint(own.p.cmd.Process.Pid) + ")")
+			By("stopping nats-server (pid " + fmt.Sprint(own.p.Pid()) + ")")
 			own.stop()
 			c := f.condition(v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonNodesDegraded, time.Minute)
 			fmt.Fprintf(GinkgoWriter, "Degraded: %s\n", c.Message)

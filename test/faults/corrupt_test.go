@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -92,7 +93,7 @@ func checkDamaged(t *testing.T, b *kv.Bucket, natsURL, backend, src string, d da
 	dir := filepath.Join(t.TempDir(), "fold")
 	copyDir(t, src, dir)
 	d.apply(t, dir)
-	code, _, errOut := runAgent(t, "verify", "--data-dir", dir)
+	code, _, errOut := harness.RunAgent(t, nil, "verify", "--data-dir", dir)
 	switch {
 	case code == 3 && strings.Contains(errOut, "corrupt"):
 		detected = true
@@ -103,8 +104,8 @@ func checkDamaged(t *testing.T, b *kv.Bucket, natsURL, backend, src string, d da
 	if !repair {
 		return detected
 	}
-	a := startAgent(t, append([]string{"--nats-url", natsURL, "--bucket", b.Name(), "--data-dir", dir, "--backend", backend}, extra...)...)
-	st := a.waitCaughtUp(t, b, 60*time.Second)
+	a := harness.StartAgent(t, append([]string{"--nats-url", natsURL, "--bucket", b.Name(), "--data-dir", dir, "--backend", backend}, extra...)...)
+	st := a.WaitCaughtUp(t, b, 60*time.Second)
 	if detected {
 		if !strings.Contains(st.LastError, "corrupted") {
 			t.Fatalf("%s: lastError %q does not report the corruption", d.name, st.LastError)
@@ -113,8 +114,8 @@ func checkDamaged(t *testing.T, b *kv.Bucket, natsURL, backend, src string, d da
 			t.Fatalf("%s: corrupted store not set aside: %v", d.name, moved)
 		}
 	}
-	compareFold(t, b, apiFold(t, a), nil)
-	a.terminate(t)
+	compareFold(t, b, a.Fold(t), nil)
+	a.Terminate(t)
 	return detected
 }
 
@@ -144,18 +145,18 @@ func truncateAt(name string, size int64) func(testing.TB, string) {
 
 // smallFold makes a small fold (a few dozen records, one batch per update) and stops its
 // agent cleanly.
-func smallFold(t *testing.T, backend string) (*kv.Bucket, *natsProc, string) {
+func smallFold(t *testing.T, backend string) (*kv.Bucket, *proctest.NATS, string) {
 	t.Helper()
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "damage")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "damage")
 	w := startWriter(t, b, "k.", 8, 48, 0)
 	w.waitAcked(t, 24, 30*time.Second)
 	w.halt()
 	dir := filepath.Join(t.TempDir(), "fold")
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "damage", "--data-dir", dir, "--backend", backend, "--batch-max", "1")
-	a.waitCaughtUp(t, b, 30*time.Second)
-	a.terminate(t)
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "damage", "--data-dir", dir, "--backend", backend, "--batch-max", "1")
+	a.WaitCaughtUp(t, b, 30*time.Second)
+	a.Terminate(t)
 	return b, n, dir
 }
 
@@ -177,14 +178,14 @@ func TestCorruptMemoryLog(t *testing.T) {
 		// Truncation at a boundary: a shorter, valid log (an older fold or a torn batch).
 		d := damage{name: fmt.Sprintf("truncated at record boundary %d (offset %d)", i, off), apply: truncateAt("fold.log", int64(off)), torn: true}
 		repair := i%every == 0
-		if checkDamaged(t, b, n.url(), "memory", src, d, repair) {
+		if checkDamaged(t, b, n.URL(), "memory", src, d, repair) {
 			detected++
 		}
 		cases++
 		// A bit flip inside the record (its first payload byte after the type).
 		last := i == len(bounds)-2
 		d = damage{name: fmt.Sprintf("bit flip in record %d (offset %d)", i, off+5), apply: flipAt(off + 5), torn: last}
-		if checkDamaged(t, b, n.url(), "memory", src, d, repair) {
+		if checkDamaged(t, b, n.URL(), "memory", src, d, repair) {
 			detected++
 		} else if !last {
 			t.Fatalf("%s not detected", d.name)
@@ -195,7 +196,7 @@ func TestCorruptMemoryLog(t *testing.T) {
 		}
 	}
 	d := damage{name: "header flipped", apply: flipAt(1)}
-	if !checkDamaged(t, b, n.url(), "memory", src, d, true) {
+	if !checkDamaged(t, b, n.URL(), "memory", src, d, true) {
 		t.Fatal("a damaged header was not detected")
 	}
 	report(t, "corrupt/memory-log", "records", len(bounds)-1, "damagedFolds", cases+1, "detectedAsCorrupt", detected+1,
@@ -249,7 +250,7 @@ func TestCorruptPebbleFiles(t *testing.T) {
 	}
 	var detected int
 	for _, d := range ds {
-		if checkDamaged(t, b, n.url(), "pebble", src, d, true) {
+		if checkDamaged(t, b, n.URL(), "pebble", src, d, true) {
 			detected++
 		} else if !d.torn {
 			t.Fatalf("%s not detected", d.name)
@@ -267,7 +268,7 @@ func TestCorruptExports(t *testing.T) {
 	b, n, src := smallFold(t, "memory")
 	expDir := t.TempDir()
 	url := "file://" + expDir
-	if code, out, errOut := runAgent(t, "export", "--data-dir", src, "--to", url, "--bucket", "damage"); code != 0 {
+	if code, out, errOut := harness.RunAgent(t, nil, "export", "--data-dir", src, "--to", url, "--bucket", "damage"); code != 0 {
 		t.Fatalf("export: exit %d %s %s", code, out, errOut)
 	}
 	objs := exportObjects(t, expDir)
@@ -312,7 +313,7 @@ func TestCorruptExports(t *testing.T) {
 		if err := os.WriteFile(p, v, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, _, errOut := runAgent(t, "import", "--from", "file://"+badDir, "--data-dir", filepath.Join(t.TempDir(), "f"), "--bucket", "damage")
+		code, _, errOut := harness.RunAgent(t, nil, "import", "--from", "file://"+badDir, "--data-dir", filepath.Join(t.TempDir(), "f"), "--bucket", "damage")
 		if code == 0 || !strings.Contains(errOut, "export") {
 			t.Fatalf("import of an export %s: exit %d, want a rejection naming the reason: %s", names[i], code, errOut)
 		}
@@ -324,10 +325,10 @@ func TestCorruptExports(t *testing.T) {
 	w.halt()
 	newer := filepath.Join(t.TempDir(), "fold")
 	copyDir(t, src, newer)
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "damage", "--data-dir", newer, "--backend", "memory")
-	a.waitCaughtUp(t, b, 30*time.Second)
-	a.terminate(t)
-	if code, out, errOut := runAgent(t, "export", "--data-dir", newer, "--to", url, "--bucket", "damage"); code != 0 {
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "damage", "--data-dir", newer, "--backend", "memory")
+	a.WaitCaughtUp(t, b, 30*time.Second)
+	a.Terminate(t)
+	if code, out, errOut := harness.RunAgent(t, nil, "export", "--data-dir", newer, "--to", url, "--bucket", "damage"); code != 0 {
 		t.Fatalf("second export: exit %d %s %s", code, out, errOut)
 	}
 	objs = exportObjects(t, expDir)
@@ -346,13 +347,13 @@ func TestCorruptExports(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "fold")
 	copyDir(t, src, dir)
 	d.apply(t, dir)
-	a = startAgent(t, "--nats-url", n.url(), "--bucket", "damage", "--data-dir", dir, "--backend", "memory", "--export-url", url)
-	st := a.waitCaughtUp(t, b, 60*time.Second)
+	a = harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "damage", "--data-dir", dir, "--backend", "memory", "--export-url", url)
+	st := a.WaitCaughtUp(t, b, 60*time.Second)
 	if !strings.HasSuffix(st.SeededFrom, filepath.Base(good)) {
 		t.Fatalf("seeded from %q, want the intact export %s", st.SeededFrom, filepath.Base(good))
 	}
-	compareFold(t, b, apiFold(t, a), nil)
-	a.terminate(t)
+	compareFold(t, b, a.Fold(t), nil)
+	a.Terminate(t)
 	report(t, "corrupt/exports", "boundaries", len(bounds), "damagedExports", len(variants), "rejected", len(variants),
 		"repairedFromExport", 1, "seededFrom", filepath.Base(st.SeededFrom))
 }

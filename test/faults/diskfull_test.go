@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/client"
 )
 
@@ -92,18 +93,18 @@ func TestDiskFull(t *testing.T) {
 
 func diskFull(t *testing.T, backend string, size int64) {
 	mnt := mountTmpfs(t, size)
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "disk")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "disk")
 	dir := filepath.Join(mnt, "fold")
-	args := []string{"--nats-url", n.url(), "--bucket", "disk", "--data-dir", dir, "--backend", backend}
-	a := startAgent(t, args...)
+	args := []string{"--nats-url", n.URL(), "--bucket", "disk", "--data-dir", dir, "--backend", backend}
+	a := harness.StartAgent(t, args...)
 	w := startWriter(t, b, "blob.", 2000, 4<<10, 0)
-	a.waitCaughtUp(t, b, 60*time.Second)
+	a.WaitCaughtUp(t, b, 60*time.Second)
 	ballast := fillUp(t, mnt, 2<<20)
 	var full string
-	eventually(t, 120*time.Second, "the agent Degraded on a full disk", func() error {
-		st, err := a.status()
+	proctest.Eventually(t, 120*time.Second, "the agent Degraded on a full disk", func() error {
+		st, err := a.Status()
 		if err != nil {
 			return err
 		}
@@ -113,17 +114,17 @@ func diskFull(t *testing.T, backend string, size int64) {
 		full = st.LastError
 		return nil
 	})
-	if !a.mustStatus(t).Stale {
+	if !a.MustStatus(t).Stale {
 		t.Fatal("a Degraded agent's status is not marked stale")
 	}
-	if code := httpStatus(t, a.base()+"/readyz"); code != http.StatusServiceUnavailable {
+	if code := httpStatus(t, a.BaseURL()+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz on a full disk: %d, want 503", code)
 	}
-	if code := httpStatus(t, a.base()+"/healthz"); code != http.StatusOK {
+	if code := httpStatus(t, a.BaseURL()+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz on a full disk: %d, want 200 (the process serves)", code)
 	}
-	eventually(t, 30*time.Second, "the fold served while the disk is full", func() error {
-		c, err := client.New(a.base())
+	proctest.Eventually(t, 30*time.Second, "the fold served while the disk is full", func() error {
+		c, err := client.New(a.BaseURL())
 		if err != nil {
 			return err
 		}
@@ -142,12 +143,12 @@ func diskFull(t *testing.T, backend string, size int64) {
 	}
 	w.waitAcked(t, 200, 60*time.Second)
 	w.halt()
-	eventually(t, 120*time.Second, "the agent Live at the bucket's last sequence after space returned", func() error {
+	proctest.Eventually(t, 120*time.Second, "the agent Live at the bucket's last sequence after space returned", func() error {
 		bs, err := b.Status(context.Background())
 		if err != nil {
 			return err
 		}
-		st, err := a.status()
+		st, err := a.Status()
 		if err != nil {
 			return err
 		}
@@ -156,10 +157,10 @@ func diskFull(t *testing.T, backend string, size int64) {
 		}
 		return nil
 	})
-	lost := compareFold(t, b, apiFold(t, a), w)
-	a.terminate(t)
-	compareFold(t, b, dumpFold(t, dir), w)
-	if code, out, errOut := runAgent(t, "verify", "--data-dir", dir); code != 0 {
+	lost := compareFold(t, b, a.Fold(t), w)
+	a.Terminate(t)
+	compareFold(t, b, harness.DumpFold(t, dir), w)
+	if code, out, errOut := harness.RunAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
 		t.Fatalf("verify after the disk filled up: exit %d %s %s", code, out, errOut)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -169,5 +170,5 @@ func diskFull(t *testing.T, backend string, size int64) {
 		t.Fatal(err)
 	}
 	report(t, "disk-full/"+backend, "tmpfs", fmt.Sprintf("%dMiB", size>>20), "recoveries", 1, "updatesWritten", w.acked.Load(), "updatesLost", lost,
-		"finalCursor", bs.LastSeq, "degradedWith", fmt.Sprintf("%q", tail(full, 160)))
+		"finalCursor", bs.LastSeq, "degradedWith", fmt.Sprintf("%q", proctest.Tail(full, 160)))
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 )
 
 // inspect runs `agent inspect` on a stopped agent's fold and returns its cursor.
@@ -17,7 +19,7 @@ func inspectCursor(t testing.TB, dir string) uint64 {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return 0 // killed before it created its data dir: nothing persisted yet
 	}
-	code, out, errOut := runAgent(t, "inspect", "--data-dir", dir)
+	code, out, errOut := harness.RunAgent(t, nil, "inspect", "--data-dir", dir)
 	if code != 0 {
 		t.Fatalf("agent inspect: exit %d: %s", code, errOut)
 	}
@@ -42,31 +44,29 @@ func TestKill9Agent(t *testing.T) {
 }
 
 func kill9Cycles(t *testing.T, backend string, kills int) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "kill9")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "kill9")
 	w := startWriter(t, b, "app.", 400, 64, time.Millisecond)
 	dir := filepath.Join(t.TempDir(), "fold")
-	args := []string{"--nats-url", n.url(), "--bucket", "kill9", "--data-dir", dir, "--backend", backend, "--batch-window", "2ms"}
+	args := []string{"--nats-url", n.URL(), "--bucket", "kill9", "--data-dir", dir, "--backend", backend, "--batch-window", "2ms"}
 	var moments [3]int // killed while starting, while serving, right after applying
 	var seen uint64    // the highest cursor the agent reported before a kill
 	for i := range kills {
-		a, addrCh := launchAgent(t, args...)
+		a := harness.LaunchAgent(t, args...)
 		moment := rand.IntN(3)
 		if moment == 0 {
 			time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond) // opening, connecting, catching up
 		} else {
-			select {
-			case a.addr = <-addrCh:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("cycle %d: agent did not start listening\n%s", i, tail(a.stderr.String(), 4000))
+			if err := a.WaitListening(); err != nil {
+				t.Fatalf("cycle %d: %v", i, err)
 			}
 			if moment == 1 {
 				time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 			} else {
 				target := w.acked.Load() + rand.Int64N(200)
-				eventually(t, 60*time.Second, "the agent applying the writer's updates", func() error {
-					st, err := a.status()
+				proctest.Eventually(t, 60*time.Second, "the agent applying the writer's updates", func() error {
+					st, err := a.Status()
 					if err != nil {
 						return err
 					}
@@ -76,23 +76,23 @@ func kill9Cycles(t *testing.T, backend string, kills int) {
 					return nil
 				})
 			}
-			if st, err := a.status(); err == nil {
+			if st, err := a.Status(); err == nil {
 				seen = max(seen, st.Cursor)
 			}
 		}
 		moments[moment]++
-		a.kill9()
+		a.Kill()
 		if got := inspectCursor(t, dir); got < seen {
 			t.Fatalf("cycle %d: persisted cursor %d is behind the cursor %d the agent reported before the kill", i, got, seen)
 		}
 	}
 	w.halt()
-	a := startAgent(t, args...)
-	a.waitCaughtUp(t, b, 60*time.Second)
-	lost := compareFold(t, b, apiFold(t, a), w)
-	a.terminate(t)
-	compareFold(t, b, dumpFold(t, dir), w)
-	if code, out, errOut := runAgent(t, "verify", "--data-dir", dir); code != 0 {
+	a := harness.StartAgent(t, args...)
+	a.WaitCaughtUp(t, b, 60*time.Second)
+	lost := compareFold(t, b, a.Fold(t), w)
+	a.Terminate(t)
+	compareFold(t, b, harness.DumpFold(t, dir), w)
+	if code, out, errOut := harness.RunAgent(t, nil, "verify", "--data-dir", dir); code != 0 {
 		t.Fatalf("final verify: exit %d %s %s", code, out, errOut)
 	}
 	if w.acked.Load() < int64(kills) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 )
 
 // TestNATSRestarts restarts the nats-server process (same port, same JetStream store dir)
@@ -18,19 +20,19 @@ import (
 // the bucket key by key and reflects every acknowledged write.
 func TestNATSRestarts(t *testing.T) {
 	restarts := max(20, cycles(t, 100)/5)
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "restarts")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "restarts")
 	w := startWriter(t, b, "cfg.", 300, 128, time.Millisecond)
 	dir := filepath.Join(t.TempDir(), "fold")
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "restarts", "--data-dir", dir, "--backend", "pebble", "--batch-window", "2ms")
-	a.waitCaughtUp(t, b, 60*time.Second)
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "restarts", "--data-dir", dir, "--backend", "pebble", "--batch-window", "2ms")
+	a.WaitCaughtUp(t, b, 60*time.Second)
 	var graceful, killed, degradedSeen int
 	for i := range restarts {
 		// Mid-stream: the writer is writing and the agent has applied a random amount more.
-		target := a.mustStatus(t).Cursor + uint64(20+rand.IntN(200))
-		eventually(t, 60*time.Second, "the agent applying the writer's updates", func() error {
-			st, err := a.status()
+		target := a.MustStatus(t).Cursor + uint64(20+rand.IntN(200))
+		proctest.Eventually(t, 60*time.Second, "the agent applying the writer's updates", func() error {
+			st, err := a.Status()
 			if err != nil {
 				return err
 			}
@@ -40,16 +42,16 @@ func TestNATSRestarts(t *testing.T) {
 			return nil
 		})
 		if i%2 == 0 {
-			n.stop()
+			n.Stop()
 			graceful++
 		} else {
-			n.kill9()
+			n.Kill()
 			killed++
 		}
 		if i%4 == 3 {
 			// A longer outage: the agent must notice and say so (Degraded, stale reads).
-			eventually(t, 30*time.Second, "the agent Degraded while NATS is down", func() error {
-				st, err := a.status()
+			proctest.Eventually(t, 30*time.Second, "the agent Degraded while NATS is down", func() error {
+				st, err := a.Status()
 				if err != nil {
 					return err
 				}
@@ -62,14 +64,14 @@ func TestNATSRestarts(t *testing.T) {
 		} else {
 			time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond) // a short outage
 		}
-		n.start()
+		n.Start()
 		bs, err := b.Status(context.Background())
 		for err != nil { // the test's own connection reconnects
 			time.Sleep(20 * time.Millisecond)
 			bs, err = b.Status(context.Background())
 		}
-		eventually(t, 60*time.Second, "the agent Live past the restarted server's last sequence", func() error {
-			st, err := a.status()
+		proctest.Eventually(t, 60*time.Second, "the agent Live past the restarted server's last sequence", func() error {
+			st, err := a.Status()
 			if err != nil {
 				return err
 			}
@@ -80,10 +82,10 @@ func TestNATSRestarts(t *testing.T) {
 		})
 	}
 	w.halt()
-	a.waitCaughtUp(t, b, 60*time.Second)
-	lost := compareFold(t, b, apiFold(t, a), w)
-	a.terminate(t)
-	compareFold(t, b, dumpFold(t, dir), w)
+	a.WaitCaughtUp(t, b, 60*time.Second)
+	lost := compareFold(t, b, a.Fold(t), w)
+	a.Terminate(t)
+	compareFold(t, b, harness.DumpFold(t, dir), w)
 	report(t, "nats-restarts", "restarts", restarts, "graceful", graceful, "kill9", killed, "longOutagesDegraded", degradedSeen,
 		"recoveries", restarts, "updatesWritten", w.acked.Load(), "writesRefusedWhileDown", w.failed.Load(), "updatesLost", lost)
 }

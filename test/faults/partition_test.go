@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 )
 
 // TestNetworkPartition puts a TCP proxy on 127.0.0.1 between the agent and nats-server and
@@ -18,14 +20,14 @@ import (
 // be Live again at the bucket's last sequence. At the end the fold equals the bucket key by
 // key and reflects every acknowledged write.
 func TestNetworkPartition(t *testing.T) {
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "partition")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "partition")
 	w := startWriter(t, b, "net.", 200, 64, 2*time.Millisecond)
-	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", n.port))
+	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", n.Port()))
 	dir := filepath.Join(t.TempDir(), "fold")
-	a := startAgent(t, "--nats-url", "nats://"+px.addr(), "--bucket", "partition", "--data-dir", dir, "--backend", "memory", "--batch-window", "2ms")
-	a.waitCaughtUp(t, b, 60*time.Second)
+	a := harness.StartAgent(t, "--nats-url", "nats://"+px.addr(), "--bucket", "partition", "--data-dir", dir, "--backend", "memory", "--batch-window", "2ms")
+	a.WaitCaughtUp(t, b, 60*time.Second)
 	rounds := max(1, cycles(t, 100)/100)
 	var episodes int
 	var recoveries []string
@@ -34,8 +36,8 @@ func TestNetworkPartition(t *testing.T) {
 			t.Logf("partition: %s", mode)
 			px.set(mode)
 			started := time.Now()
-			eventually(t, 30*time.Second, "the agent Degraded during the "+mode.String()+" partition", func() error {
-				st, err := a.status()
+			proctest.Eventually(t, 30*time.Second, "the agent Degraded during the "+mode.String()+" partition", func() error {
+				st, err := a.Status()
 				if err != nil {
 					return err
 				}
@@ -48,16 +50,16 @@ func TestNetworkPartition(t *testing.T) {
 			w.waitAcked(t, 100, 30*time.Second) // NATS moves on while the agent is cut off
 			px.set(healed)
 			healedAt := time.Now()
-			a.waitCaughtUp(t, b, 120*time.Second)
+			a.WaitCaughtUp(t, b, 120*time.Second)
 			episodes++
 			recoveries = append(recoveries, fmt.Sprintf("%s:detected=%s,recovered=%s", mode, detected.Round(100*time.Millisecond), time.Since(healedAt).Round(100*time.Millisecond)))
 		}
 	}
 	w.halt()
-	a.waitCaughtUp(t, b, 60*time.Second)
-	lost := compareFold(t, b, apiFold(t, a), w)
-	a.terminate(t)
-	compareFold(t, b, dumpFold(t, dir), w)
+	a.WaitCaughtUp(t, b, 60*time.Second)
+	lost := compareFold(t, b, a.Fold(t), w)
+	a.Terminate(t)
+	compareFold(t, b, harness.DumpFold(t, dir), w)
 	report(t, "network-partition", "episodes", episodes, "recoveries", len(recoveries), "updatesWritten", w.acked.Load(),
 		"updatesLost", lost, "timings", strings.Join(recoveries, ";"))
 }

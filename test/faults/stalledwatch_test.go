@@ -9,36 +9,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/client"
 )
-
-// metric reads one unlabelled gauge or counter from the agent's /metrics.
-func (a *agentProc) metric(t testing.TB, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(a.base() + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q", name, v)
-			}
-			return f
-		}
-	}
-	t.Fatalf("metric %s not exported", name)
-	return 0
-}
 
 // stalledWatch opens GET /v1/watch on a raw connection and never reads from it (until the
 // test does at the end).
@@ -63,19 +40,19 @@ func stalledWatch(t testing.TB, addr string) net.Conn {
 // a slow_consumer error line or is cut off mid-stream.
 func TestStalledWatchClient(t *testing.T) {
 	const stalled = 4
-	n := startNATS(t)
-	conn := connect(t, n.url())
-	b := createBucket(t, conn, "stall")
+	n := harness.StartNATS(t)
+	conn := proctest.Connect(t, n.URL())
+	b := proctest.CreateBucket(t, conn, "stall")
 	dir := filepath.Join(t.TempDir(), "fold")
-	a := startAgent(t, "--nats-url", n.url(), "--bucket", "stall", "--data-dir", dir, "--backend", "memory", "--watch-ring", "16384")
-	a.waitCaughtUp(t, b, 60*time.Second)
+	a := harness.StartAgent(t, "--nats-url", n.URL(), "--bucket", "stall", "--data-dir", dir, "--backend", "memory", "--watch-ring", "16384")
+	a.WaitCaughtUp(t, b, 60*time.Second)
 	conns := make([]net.Conn, stalled)
 	for i := range conns {
-		conns[i] = stalledWatch(t, a.addr)
+		conns[i] = stalledWatch(t, a.Addr())
 	}
 
 	// A reading watcher: every update after its start, in revision order.
-	c, err := client.New(a.base())
+	c, err := client.New(a.BaseURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +63,7 @@ func TestStalledWatchClient(t *testing.T) {
 		err              error
 	}
 	watched := make(chan seen, 1)
-	start := a.mustStatus(t).Cursor
+	start := a.MustStatus(t).Cursor
 	go func() {
 		var s seen
 		s.lastRev = start
@@ -106,8 +83,8 @@ func TestStalledWatchClient(t *testing.T) {
 			s.updates++
 		}
 	}()
-	eventually(t, 10*time.Second, "every watch stream open", func() error {
-		if got := a.metric(t, "slipstream_watch_streams"); got != stalled+1 {
+	proctest.Eventually(t, 10*time.Second, "every watch stream open", func() error {
+		if got := a.MustMetric(t, "slipstream_watch_streams"); got != stalled+1 {
 			return fmt.Errorf("%v watch streams, want %d", got, stalled+1)
 		}
 		return nil
@@ -124,8 +101,8 @@ func TestStalledWatchClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 60*time.Second, "the fold keeping up while watch clients stall", func() error {
-			st, err := a.status()
+		proctest.Eventually(t, 60*time.Second, "the fold keeping up while watch clients stall", func() error {
+			st, err := a.Status()
 			if err != nil {
 				return err
 			}
@@ -138,16 +115,16 @@ func TestStalledWatchClient(t *testing.T) {
 		caughtUpWhileStalled++
 	}
 	w.halt()
-	final := a.waitCaughtUp(t, b, 60*time.Second)
-	eventually(t, 60*time.Second, "the stalled streams cut", func() error {
-		if got := a.metric(t, "slipstream_watch_streams"); got != 1 {
+	final := a.WaitCaughtUp(t, b, 60*time.Second)
+	proctest.Eventually(t, 60*time.Second, "the stalled streams cut", func() error {
+		if got := a.MustMetric(t, "slipstream_watch_streams"); got != 1 {
 			return fmt.Errorf("%v watch streams open, want 1 (the reading one)", got)
 		}
 		return nil
 	})
 	// The reading watcher saw everything up to the final cursor.
-	eventually(t, 30*time.Second, "the reading watcher at the final cursor", func() error {
-		st := a.mustStatus(t)
+	proctest.Eventually(t, 30*time.Second, "the reading watcher at the final cursor", func() error {
+		st := a.MustStatus(t)
 		if st.Cursor != final.Cursor {
 			return fmt.Errorf("cursor moved to %d", st.Cursor)
 		}
@@ -179,12 +156,12 @@ func TestStalledWatchClient(t *testing.T) {
 		case json.Unmarshal([]byte(lines[len(lines)-1]), &last) == nil && last.Code == "slow_consumer":
 			cutWithLine++
 		default:
-			t.Fatalf("stalled client %d: stream ended cleanly without a slow_consumer line (%d lines, last %q)", i, len(lines), tail(lines[len(lines)-1], 200))
+			t.Fatalf("stalled client %d: stream ended cleanly without a slow_consumer line (%d lines, last %q)", i, len(lines), proctest.Tail(lines[len(lines)-1], 200))
 		}
 	}
-	compareFold(t, b, apiFold(t, a), w)
-	a.terminate(t)
-	lost := compareFold(t, b, dumpFold(t, dir), w)
+	compareFold(t, b, a.Fold(t), w)
+	a.Terminate(t)
+	lost := compareFold(t, b, harness.DumpFold(t, dir), w)
 	report(t, "stalled-watch", "stalledClients", stalled, "roundsCaughtUpWhileStalled", caughtUpWhileStalled,
 		"maxPending", maxPending, "updatesWritten", w.acked.Load(), "bytesWritten", w.acked.Load()*(4<<10),
 		"readingWatcherUpdates", s.updates, "cutWithSlowConsumerLine", cutWithLine, "cutMidStream", cutMidStream, "updatesLost", lost)

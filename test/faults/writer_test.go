@@ -4,19 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/internal/testutil/proctest"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
-
-func sortEntries(es []entry) {
-	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.Key, b.Key) })
-}
 
 // ack is one write NATS acknowledged.
 type ack struct {
@@ -90,7 +86,7 @@ func (w *writer) halt() {
 func (w *writer) waitAcked(t testing.TB, n int64, within time.Duration) {
 	t.Helper()
 	target := w.acked.Load() + n
-	eventually(t, within, "writer progress", func() error {
+	proctest.Eventually(t, within, "writer progress", func() error {
 		if got := w.acked.Load(); got < target {
 			return fmt.Errorf("%d acknowledged writes, want %d (%d failed)", got, target, w.failed.Load())
 		}
@@ -101,7 +97,7 @@ func (w *writer) waitAcked(t testing.TB, n int64, within time.Duration) {
 // lost counts acknowledged writes the fold does not reflect: the fold holds the key at an
 // older revision, or lacks a key whose last acknowledged write was a put while the bucket
 // (after a later, unacknowledged delete) does not lack it too.
-func (w *writer) lost(fold, bucket []entry) int {
+func (w *writer) lost(fold, bucket []proctest.Entry) int {
 	foldRev := make(map[string]uint64, len(fold))
 	for _, e := range fold {
 		foldRev[e.Key] = e.Revision
