@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
@@ -183,9 +184,13 @@ func (s *Seeder) checkResume(ctx context.Context, staged *Staged) error {
 		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
 	}
 	defer w.Stop()
-	for u := range w.Updates() {
-		if u.Op == kv.OpSynced {
+	var ups []kv.Update
+	for ok := true; ok; {
+		if ups, ok = w.Next(ctx, ups, 1<<30, 0); slices.ContainsFunc(ups, func(u kv.Update) bool { return u.Op == kv.OpSynced }) {
 			return nil
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	if err := w.Err(); err != nil {

@@ -221,7 +221,7 @@ func (w *Watcher) Next(ctx context.Context, reuse []Update, minimum int, wait ti
 // feeds the channel.
 func (w *Watcher) Updates() <-chan Update {
 	w.chOnce.Do(func() {
-		w.ch = make(chan Update)
+		w.ch = make(chan Update, w.q.capacity)
 		go func() {
 			defer close(w.ch)
 			var buf []Update
