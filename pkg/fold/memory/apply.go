@@ -41,7 +41,12 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	for _, m := range muts {
-		s.counts.apply(s.w, m)
+		if k, sl, had := s.counts.apply(s.w, m); had {
+			s.arena.dropped(k, sl)
+		}
+	}
+	if s.arena.wasteful() {
+		s.rehome()
 	}
 	s.st = st
 	s.publish()

@@ -31,10 +31,13 @@ const arenaBlock = 64 << 10
 // million entries makes a few thousand allocations instead of a million, which was most
 // of its allocation and GC cost. The price: a block stays in memory while any of its
 // entries is in the tree, so the entries an Apply replaces later are freed only with the
-// last live entry of their block (or when the store is reopened, which rebuilds every
-// entry from the log). Entries larger than a quarter block get an allocation of their own.
+// last live entry of their block; arenaUse bounds that waste (Apply re-homes the rest once
+// half the arena bytes are dead). Entries larger than a quarter block get an allocation of
+// their own.
 type entryArena struct {
-	buf []byte
+	buf    []byte
+	blocks [][]byte // every block allocated, for arenaUse
+	bytes  int64    // bytes carved from the blocks
 }
 
 func (a *entryArena) newEntry(key string, rev uint64, live bool, value []byte) (string, slot) {
@@ -44,7 +47,9 @@ func (a *entryArena) newEntry(key string, rev uint64, live bool, value []byte) (
 	}
 	if cap(a.buf)-len(a.buf) < n {
 		a.buf = make([]byte, 0, arenaBlock)
+		a.blocks = append(a.blocks, a.buf)
 	}
+	a.bytes += int64(n)
 	start := len(a.buf)
 	a.buf = append(a.buf, key...)
 	a.buf = binary.BigEndian.AppendUint64(a.buf, rev)
@@ -86,7 +91,8 @@ func (s *Store) BulkLoad(_ string, entries iter.Seq2[fold.Entry, error], st fold
 		return fmt.Errorf("bulk load: %w: state %+v, %d keys", ErrNotEmpty, s.st, s.w.Len())
 	}
 	start := s.size.Load()
-	c, end, err := s.bulkWrite(start, entries, st)
+	var arena entryArena
+	c, end, err := s.bulkWrite(start, entries, st, &arena)
 	if err != nil {
 		// Nothing was published: drop the half-built tree and the records written.
 		s.w, s.counts = newTree(), counts{}
@@ -96,6 +102,7 @@ func (s *Store) BulkLoad(_ string, entries iter.Seq2[fold.Entry, error], st fold
 		return err
 	}
 	s.counts, s.st = c, st
+	s.arena.add(arena.blocks, arena.bytes)
 	s.size.Store(end)
 	s.publish()
 	return nil
@@ -106,10 +113,10 @@ func (s *Store) BulkLoad(_ string, entries iter.Seq2[fold.Entry, error], st fold
 // the tree inserts run in goroutines of their own, so that the disk (which throttles a
 // writer of this much data), building the tree, and decoding and encoding the records
 // overlap. s.w is complete when it returns.
-func (s *Store) bulkWrite(off int64, entries iter.Seq2[fold.Entry, error], st fold.State) (counts, int64, error) {
+func (s *Store) bulkWrite(off int64, entries iter.Seq2[fold.Entry, error], st fold.State, arena *entryArena) (counts, int64, error) {
 	lw := newLogWriter(s, off)
 	tf := newTreeFeeder(s.w)
-	c, err := s.bulkRecords(lw, tf, entries)
+	c, err := s.bulkRecords(lw, tf, entries, arena)
 	tf.close()
 	if err == nil {
 		lw.buf = appendCursor(lw.buf, st)
@@ -130,10 +137,9 @@ func (s *Store) bulkWrite(off int64, entries iter.Seq2[fold.Entry, error], st fo
 	return c, end, nil
 }
 
-func (s *Store) bulkRecords(lw *logWriter, tf *treeFeeder, entries iter.Seq2[fold.Entry, error]) (counts, error) {
+func (s *Store) bulkRecords(lw *logWriter, tf *treeFeeder, entries iter.Seq2[fold.Entry, error], arena *entryArena) (counts, error) {
 	var c counts
 	var last []byte
-	var arena entryArena
 	n := 0
 	for e, err := range entries {
 		if err != nil {

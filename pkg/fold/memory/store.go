@@ -42,6 +42,8 @@ type Store struct {
 	broken error  // set when the log's end is unknown after a failed write: Apply refuses
 	buf    []byte // Apply's encoding buffer, reused (see maxKeptLogBuf)
 
+	arena arenaUse // entries a bulk load carved from shared blocks (see arenaUse)
+
 	compactions  atomic.Int64 // completed compactions
 	compacting   bool
 	compactAfter int64 // no automatic compaction below this size (backs off after failures)
@@ -92,7 +94,7 @@ func (s *Store) load(fresh bool) error {
 	fi, err := f.Stat()
 	if err == nil {
 		var end int64
-		end, err = readLog(f, fi.Size(), func(m fold.Mutation) { s.counts.apply(s.w, m) },
+		end, err = readLog(f, fi.Size(), func(m fold.Mutation) { _, _, _ = s.counts.apply(s.w, m) },
 			func(st fold.State) { s.st = st })
 		if err == nil && end < fi.Size() {
 			// Drop the torn tail so that new batches follow the last complete one.

@@ -56,21 +56,22 @@ func (c counts) compactedSize() int64 {
 	return int64(headerLen) + int64(c.liveBytes+c.live*putOverhead+c.tombKeyBytes+c.tombstones*delOverhead) + 5 + 1 + cursorLen + cursorFlagLen
 }
 
-// apply folds m into t, keeping c exact. One tree operation per mutation: the entry it
-// replaces or removes comes back from the insert or delete.
-func (c *counts) apply(t *tree, m fold.Mutation) {
+// apply folds m into t, keeping c exact, and returns the entry it replaced or removed, if
+// any. One tree operation per mutation: that entry comes back from the insert or delete.
+func (c *counts) apply(t *tree, m fold.Mutation) (oldKey string, old slot, had bool) {
 	switch m.Op {
 	case fold.MutPut, fold.MutDelete:
 		k, s := newEntry(m.Key, m.Revision, m.Op == fold.MutPut, m.Value)
-		if ok, old, replaced := t.ReplaceOrInsert(k, s); replaced {
-			c.remove(ok, old)
+		if oldKey, old, had = t.ReplaceOrInsert(k, s); had {
+			c.remove(oldKey, old)
 		}
 		c.add(k, s)
 	case fold.MutForget:
-		if ok, old, removed := t.Delete(m.Key); removed {
-			c.remove(ok, old)
+		if oldKey, old, had = t.Delete(m.Key); had {
+			c.remove(oldKey, old)
 		}
 	}
+	return oldKey, old, had
 }
 
 func (c *counts) add(key string, s slot) {
