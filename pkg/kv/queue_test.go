@@ -3,6 +3,7 @@ package kv
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -11,6 +12,23 @@ func put(t *testing.T, q *queue, u Update) {
 	t.Helper()
 	if err := q.put(u, nil); err != nil {
 		t.Fatalf("put: %v", err)
+	}
+}
+
+// waitReader polls until a reader waits on q, so that the next put is what wakes it.
+func waitReader(t *testing.T, q *queue) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		q.mu.Lock()
+		waiting := q.want > 0
+		q.mu.Unlock()
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reader waiting after 5s")
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -51,7 +69,7 @@ func TestQueueFlushesTail(t *testing.T) {
 			ups, _ := q.next(context.Background(), nil, 50, 0)
 			got <- ups
 		}()
-		time.Sleep(10 * time.Millisecond)
+		waitReader(t, q)
 		put(t, q, last)
 		select {
 		case ups := <-got:
