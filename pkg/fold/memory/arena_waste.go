@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"slices"
 	"unsafe"
 
@@ -27,14 +28,22 @@ type arenaUse struct {
 
 // add records the blocks of a finished bulk load.
 func (a *arenaUse) add(blocks [][]byte, bytes int64) {
+	type span struct{ start, end uintptr }
+	spans := make([]span, 0, len(a.starts)+len(blocks))
+	for i := range a.starts {
+		spans = append(spans, span{a.starts[i], a.ends[i]})
+	}
 	for _, b := range blocks {
-		if cap(b) == 0 {
-			continue
+		if cap(b) > 0 {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+			spans = append(spans, span{p, p + uintptr(cap(b))})
 		}
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-		i, _ := slices.BinarySearch(a.starts, p)
-		a.starts = slices.Insert(a.starts, i, p)
-		a.ends = slices.Insert(a.ends, i, p+uintptr(cap(b)))
+	}
+	slices.SortFunc(spans, func(x, y span) int { return cmp.Compare(x.start, y.start) })
+	a.starts, a.ends = a.starts[:0], a.ends[:0]
+	for _, sp := range spans {
+		a.starts = append(a.starts, sp.start)
+		a.ends = append(a.ends, sp.end)
 	}
 	a.bytes += bytes
 }
