@@ -292,6 +292,7 @@ func (w *Watcher) finishVerify() error {
 		}
 	}
 	v.d = nil // release D
+	w.st.synced = synced
 	return w.send(Update{Op: OpSynced, Revision: synced})
 }
 

@@ -81,6 +81,7 @@ type watchState struct {
 	phase     phase
 	last      uint64 // stream sequence captured at watch start (L)
 	lastSeq   uint64 // stream sequence of the last message handled
+	synced    uint64 // revision of a verified resume's OpSynced (see handle)
 	consumer  string // name of the current consumer; a change means the consumer was reset
 	progress  uint64 // messages handled (for the idle supervisor)
 	idleSince uint64 // progress value at the previous supervisor tick
