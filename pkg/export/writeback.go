@@ -3,6 +3,8 @@ package export
 import (
 	"fmt"
 	"os"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
 )
 
 // writeBehindBytes is how much of an upload to a local file is written between two starts
@@ -23,7 +25,7 @@ type writeBehind struct {
 func (wb *writeBehind) wrote(n int) error {
 	wb.off += int64(n)
 	if wb.off-wb.started >= writeBehindBytes {
-		startWriteback(wb.f, wb.started, wb.off-wb.started)
+		storekit.StartWriteback(wb.f, wb.started, wb.off-wb.started)
 		wb.started = wb.off
 	}
 	return nil

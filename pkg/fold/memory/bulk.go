@@ -19,7 +19,7 @@ var ErrNotEmpty = storekit.ErrNotEmpty
 const bulkWriteBytes = 1 << 20
 
 // bulkWritebackBytes: each time BulkLoad has written this much more of the log, the
-// kernel is asked to start writing it back (startWriteback), so the disk works while the
+// kernel is asked to start writing it back (storekit.StartWriteback), so the disk works while the
 // load goes on and the fsync at its end waits only for the tail, not the whole log.
 const bulkWritebackBytes = 8 << 20
 
@@ -249,7 +249,7 @@ func newLogWriter(s *Store, off int64) *logWriter {
 					lw.off += int64(len(b))
 				}
 				if lw.off-started >= bulkWritebackBytes {
-					startWriteback(s.f, started, lw.off-started)
+					storekit.StartWriteback(s.f, started, lw.off-started)
 					started = lw.off
 				}
 			}
