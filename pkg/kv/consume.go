@@ -14,7 +14,7 @@ func (w *Watcher) onMsg(msg jetstream.Msg) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// After the watch failed (ctx cancelled) the consumer may still deliver until it is
-	// stopped: nothing more may reach Updates, or a gap the failure reported would be
+	// stopped: nothing more may reach the reader, or a gap the failure reported would be
 	// skipped silently.
 	if w.closed || w.ctx.Err() != nil {
 		return

@@ -64,7 +64,7 @@ type Watcher struct {
 
 	// mu serialises message handling with the idle supervisor and the final close.
 	mu     sync.Mutex
-	closed bool // Updates is closed; handlers do nothing more
+	closed bool // the queue is closed; handlers do nothing more
 	st     watchState
 }
 
@@ -94,7 +94,7 @@ type watchState struct {
 // Watch starts a watch on scope. It captures the starting position synchronously, so a
 // missing bucket (ErrBucketNotFound), an invalid scope (ErrInvalidScope) or options
 // (ErrInvalidConfig) fail here. The watch runs until ctx is cancelled, Stop is called,
-// or it fails; then Updates is closed and Err tells why.
+// or it fails; then Next and Updates report the end and Err tells why.
 func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Watcher, error) {
 	if err := scope.Validate(); err != nil {
 		return nil, err
@@ -261,7 +261,7 @@ func (w *Watcher) Err() error {
 	return w.err
 }
 
-// Stop ends the watch and waits for its goroutines; Updates is closed and Err is nil
+// Stop ends the watch and waits for its goroutines; Next and Updates report the end and Err is nil
 // (unless the watch had already failed).
 func (w *Watcher) Stop() {
 	w.stopOnce.Do(func() { close(w.stopped) })
