@@ -178,14 +178,20 @@ func untilSynced(t testing.TB, w *kv.Watcher, fold *mapFold) ([]kv.Update, kv.Up
 	var got []kv.Update
 	timer := time.NewTimer(testTimeout)
 	defer timer.Stop()
+	applied := 0
 	for {
 		select {
 		case u, ok := <-w.Updates():
 			if !ok {
 				t.Fatalf("watch ended before OpSynced: %v (after %d updates)", w.Err(), len(got))
 			}
-			if fold != nil {
+			if fold != nil && (!frozenFold || u.Op == kv.OpSynced) {
+				// A frozen fold takes the delta only once it is verified.
+				for _, p := range got[applied:] {
+					fold.apply(p)
+				}
 				fold.apply(u)
+				applied = len(got) + 1 // u is appended below
 			}
 			if u.Op == kv.OpSynced {
 				return got, u

@@ -60,6 +60,7 @@ var directMaxSeqs uint64 = 4096
 
 // Tuning of the verified resume.
 const (
+	holdsWorkers   = 4   // parallel lookups of a frozen fold (WatchOptions.FoldFrozen)
 	directWorkers  = 128 // direct gets in flight
 	captureRetries = 5   // attempts at a consistent prefix-scope count
 	extendRounds   = 5   // target extensions under concurrent writes
@@ -71,12 +72,15 @@ var exactChecks atomic.Int64
 
 type verifyState struct {
 	fold     FoldState
+	frozen   bool // WatchOptions.FoldFrozen: look keys up in resolve, not in track
 	cursor   uint64
 	count    uint64 // Fold.Count() at the cursor
 	d        map[string]struct{}
 	dNew     uint64
 	overflow bool
 	rounds   int
+	// unresolved are the keys of D not looked up yet (frozen fold only).
+	unresolved []string
 }
 
 // track adds key to D.
@@ -88,6 +92,16 @@ func (v *verifyState) track(key string) error {
 		v.overflow = true
 		return nil
 	}
+	v.d[key] = struct{}{}
+	if v.frozen {
+		v.unresolved = append(v.unresolved, key)
+		return nil
+	}
+	return v.lookup(key)
+}
+
+// lookup counts key in dNew when the fold does not hold it.
+func (v *verifyState) lookup(key string) error {
 	held, err := v.fold.Holds(key)
 	if err != nil {
 		return fmt.Errorf("verify resume: fold lookup of key %q: %w", key, err)
@@ -95,8 +109,43 @@ func (v *verifyState) track(key string) error {
 	if !held {
 		v.dNew++
 	}
-	v.d[key] = struct{}{}
 	return nil
+}
+
+// resolve looks up the unresolved keys of a frozen fold with parallel lookups (a fold
+// read from disk spends most of a lookup loading a block, which several cores do side
+// by side), adding the keys the fold does not hold to dNew.
+func (v *verifyState) resolve() error {
+	keys := v.unresolved
+	v.unresolved = nil
+	if len(keys) == 0 {
+		return nil
+	}
+	var next, missing atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, min(holdsWorkers, len(keys)))
+	for i := range errs {
+		wg.Go(func() {
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= len(keys) {
+					return
+				}
+				held, err := v.fold.Holds(keys[j])
+				if err != nil {
+					errs[i] = fmt.Errorf("verify resume: fold lookup of key %q: %w", keys[j], err)
+					next.Store(int64(len(keys))) // stop the others
+					return
+				}
+				if !held {
+					missing.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	v.dNew += uint64(missing.Load())
+	return errors.Join(errs...)
 }
 
 // startResume captures the target L and prepares the delta from cursor+1: direct gets
@@ -107,7 +156,7 @@ func (w *Watcher) startResume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: fold count: %w", op, err)
 	}
-	w.st.verify = verifyState{fold: w.opts.Fold, cursor: w.opts.Cursor, count: count, d: make(map[string]struct{})}
+	w.st.verify = verifyState{fold: w.opts.Fold, frozen: w.opts.FoldFrozen, cursor: w.opts.Cursor, count: count, d: make(map[string]struct{})}
 	w.st.phase = phaseVerify
 	w.st.lastSeq = w.opts.Cursor
 	w.st.fetched = w.opts.Cursor
@@ -264,7 +313,13 @@ func (w *Watcher) countSubjects(ctx context.Context) (uint64, error) {
 func (w *Watcher) finishVerify() error {
 	v := &w.st.verify
 	op := fmt.Sprintf("verify resume of bucket %q from cursor %d", w.b.name, v.cursor)
+	// The keys of a frozen fold are looked up while the stream is counted.
+	resolved := make(chan error, 1)
+	go func() { resolved <- v.resolve() }()
 	last, n, consistent, err := w.countAt()
+	if rerr := <-resolved; rerr != nil {
+		return rerr
+	}
 	if err != nil {
 		if w.ctx.Err() != nil {
 			return errStopped

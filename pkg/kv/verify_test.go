@@ -25,9 +25,13 @@ func syncFold(t *testing.T, e *env, scope kv.Scope) *mapFold {
 	return fold
 }
 
+// frozenFold makes resume promise a frozen fold (kv.WatchOptions.FoldFrozen); untilSynced
+// then applies the updates before OpSynced only when OpSynced came.
+var frozenFold bool
+
 func resume(t *testing.T, e *env, scope kv.Scope, fold *mapFold) *kv.Watcher {
 	t.Helper()
-	w, err := e.b.Watch(e.ctx, scope, kv.WatchOptions{Cursor: fold.cursor, Fold: fold})
+	w, err := e.b.Watch(e.ctx, scope, kv.WatchOptions{Cursor: fold.cursor, Fold: fold, FoldFrozen: frozenFold})
 	if err != nil {
 		t.Fatalf("resume from %d: %v", fold.cursor, err)
 	}
@@ -266,11 +270,23 @@ func testResumePrefixScope(t *testing.T) {
 }
 
 // bothPaths runs a resume scenario with the delta fetched by direct gets and by the
-// ordered consumer.
+// ordered consumer, each with a fold that changes as the delta comes and with a frozen
+// one (its keys looked up in parallel at the end).
 func bothPaths(t *testing.T, f func(t *testing.T)) {
 	t.Run("direct", f)
 	t.Run("consumer", func(t *testing.T) {
 		defer kv.SetDirectMaxSeqs(0)()
+		f(t)
+	})
+	t.Run("direct-frozen", func(t *testing.T) {
+		frozenFold = true
+		defer func() { frozenFold = false }()
+		f(t)
+	})
+	t.Run("consumer-frozen", func(t *testing.T) {
+		defer kv.SetDirectMaxSeqs(0)()
+		frozenFold = true
+		defer func() { frozenFold = false }()
 		f(t)
 	})
 }
@@ -367,4 +383,33 @@ func TestResumeUnderConcurrentWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// The cheap count check must count the delta's keys the fold does not hold, also when a
+// frozen fold's keys are looked up at the end: a new key and a rewritten one verify
+// without an exact check.
+func TestResumeNewKeysCounted(t *testing.T) { bothPaths(t, testResumeNewKeysCounted) }
+
+func testResumeNewKeysCounted(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	for i := range 20 {
+		e.put(t, fmt.Sprintf("old%02d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for i := range 10 {
+		e.put(t, fmt.Sprintf("new%02d", i), "1")
+		e.put(t, fmt.Sprintf("old%02d", i), "1")
+	}
+	checks := kv.ExactChecks()
+	w := resume(t, e, kv.All(), fold)
+	got, _ := untilSynced(t, w, fold)
+	if len(got) != 20 {
+		t.Fatalf("resume delivered %d updates, want the 20-update delta", len(got))
+	}
+	if c := kv.ExactChecks() - checks; c != 0 {
+		t.Fatalf("resume ran %d exact checks: the count check miscounted the new keys", c)
+	}
+	if n, _ := fold.Count(); n != 30 {
+		t.Fatalf("fold holds %d keys after the resume, want 30", n)
+	}
 }

@@ -24,6 +24,12 @@ type WatchOptions struct {
 	// connection loss or consumer reset, so the caller re-watches from its applied cursor.
 	// Without a Fold (plain mode) reconnects are handled transparently.
 	Fold FoldState
+	// FoldFrozen promises that Fold does not change until the resume is verified (until
+	// OpSynced is delivered). The watch may then look the delta's keys up later and in
+	// parallel (Fold.Holds from several goroutines), overlapping the lookups with its count
+	// of the stream. A fold that applies the delta while it is delivered, as a fold loop's
+	// own resume does, must leave it false.
+	FoldFrozen bool
 	// Buffer is how many updates the watch holds for its reader before delivery waits for
 	// the reader (default 1024).
 	Buffer int
