@@ -191,11 +191,13 @@ func (s *Staged) Discard() error {
 	return nil
 }
 
-// relocator is a store that can follow its directory being renamed while it is open
-// (memory: everything it reads is in RAM or its open log), so Commit need not close it and
-// open it again, which for the memory store would replay its whole log.
+// relocator is a store that can follow its directory being renamed while it is open, so
+// Commit need not close it and open it again, which would replay the memory store's whole
+// log and start a pebble store with cold caches (the first Gets and the read of what
+// each update of the tail replaces would go to disk again). Relocate runs move (the swap)
+// while the store holds off its own use of the directory.
 type relocator interface {
-	Relocate(dir string) error
+	Relocate(dir string, move func() error) error
 }
 
 // swapHook replaces swapDirs in tests that need the swap itself to fail.
@@ -249,35 +251,34 @@ func (s *Staged) reopen(dir string, cause error) (fold.Store, error) {
 }
 
 func (s *Staged) commit(finalDir string) (fold.Store, error) {
-	rel, relocatable := s.Store.(relocator)
-	if !relocatable {
+	var sw *swap
+	swapDirs := func() error {
+		var err error
+		sw, err = swapHook(s.dir, finalDir)
+		return err
+	}
+	var st fold.Store
+	if rel, ok := s.Store.(relocator); ok {
+		if err := rel.Relocate(finalDir, swapDirs); err != nil {
+			return nil, errors.Join(err, s.Discard()) // nothing moved
+		}
+		st = s.Store
+	} else {
 		if err := s.Store.Close(); err != nil {
 			return nil, errors.Join(fmt.Errorf("close staging store: %w", err), s.Discard())
 		}
-	}
-	sw, err := swapHook(s.dir, finalDir)
-	if err != nil {
-		return nil, errors.Join(err, s.Discard())
-	}
-	var st fold.Store
-	if relocatable {
-		if err = rel.Relocate(finalDir); err == nil {
-			st = s.Store
-		} else if cerr := s.Store.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
+		if err := swapDirs(); err != nil {
+			return nil, errors.Join(err, s.Discard())
 		}
-	}
-	if st == nil {
+		var err error
 		if st, err = s.open(finalDir); err != nil {
+			// The new fold does not open: put the old one back.
 			err = fmt.Errorf("open the new fold: %w", err)
+			if uerr := sw.undo(); uerr != nil {
+				return nil, errors.Join(err, uerr)
+			}
+			return nil, errors.Join(err, s.Discard())
 		}
-	}
-	if err != nil {
-		// The new fold does not open: put the old one back.
-		if uerr := sw.undo(); uerr != nil {
-			return nil, errors.Join(err, uerr)
-		}
-		return nil, errors.Join(err, s.Discard())
 	}
 	// The new fold is in place and open. What finish may fail at is removing the replaced
 	// fold (the next Stage clears the directory) or syncing the rename (a crash would bring

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"iter"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"unsafe"
@@ -159,4 +161,68 @@ func testBulkRequiresEmpty(t *testing.T, open OpenFunc, load BulkLoadFunc) {
 	if err := load(s2, dir2, BulkSeq(nil, nil), fold.State{Cursor: 2}); !errors.Is(err, storekit.ErrNotEmpty) {
 		t.Fatalf("bulk load into a store at a cursor = %v, want ErrNotEmpty", err)
 	}
+}
+
+// Relocator is implemented by stores that follow their directory being renamed while they
+// are open (a staged export becoming the fold without a reopen, pkg/export).
+type Relocator interface {
+	Relocate(dir string, move func() error) error
+}
+
+// Compacter is implemented by stores with an explicit compaction (which writes in the
+// store's directory).
+type Compacter interface {
+	Compact() error
+}
+
+// testRelocate: a store whose directory moved keeps working at the new place (applies,
+// flush and compaction write there, never at the old path) and reopens equal; a move that
+// fails changes nothing.
+func testRelocate(t *testing.T, open OpenFunc) {
+	m, log := RandomModel(5, 800)
+	root := t.TempDir()
+	from, to := filepath.Join(root, "staging"), filepath.Join(root, "fold")
+	s := open(t, from)
+	defer s.Close()
+	r, ok := s.(Relocator)
+	if !ok {
+		t.Skip("backend does not relocate")
+	}
+	half := len(log) / 2
+	for _, b := range log[:half] {
+		if err := s.Apply(b.Muts, b.State); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := errors.New("refused")
+	if err := r.Relocate(to, func() error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("relocate with a failing move = %v, want its error", err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush after a failed relocate: %v", err)
+	}
+	if err := r.Relocate(to, func() error { return os.Rename(from, to) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range log[half:] {
+		if err := s.Apply(b.Muts, b.State); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush after relocate: %v", err)
+	}
+	if c, ok := s.(Compacter); ok {
+		if err := c.Compact(); err != nil {
+			t.Fatalf("compact after relocate: %v", err)
+		}
+	}
+	RequireEqual(t, s, m)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(from); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the old directory was written to after relocate: %v", err)
+	}
+	RequireEqual(t, openT(t, open, to), m)
 }

@@ -59,6 +59,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, hooks ...Hooks) {
 		{"SnapshotIsolation", testSnapshotIsolation},
 		{"ConcurrentReadersDuringApply", testConcurrentReaders},
 		{"ClosedStore", testClosed},
+		{"Relocate", testRelocate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

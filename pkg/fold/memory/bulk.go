@@ -273,11 +273,12 @@ func (lw *logWriter) close() (int64, error) {
 	return lw.off, lw.err
 }
 
-// Relocate tells the store that its directory was renamed to dir while it was open (its
-// log stays open: the memory store reads nothing else from the directory after Open), so
-// a staged store can become the fold without a close and a replay of its whole log.
-// Errors: fold.ErrClosed, a compaction running (it writes in the directory).
-func (s *Store) Relocate(dir string) error {
+// Relocate runs move, which renames the store's directory to dir, while the store stays
+// open (its log stays open: the memory store reads nothing else from the directory after
+// Open), so a staged store can become the fold without a close and a replay of its whole
+// log. Apply and compaction wait meanwhile. Errors: fold.ErrClosed, a compaction running
+// (it writes in the directory; nothing moved), move's error (unwrapped; nothing moved).
+func (s *Store) Relocate(dir string, move func() error) error {
 	if err := s.guard.Acquire(); err != nil {
 		return err
 	}
@@ -286,6 +287,9 @@ func (s *Store) Relocate(dir string) error {
 	defer s.mu.Unlock()
 	if s.compacting {
 		return errors.New("relocate memory fold store: a compaction is running")
+	}
+	if err := move(); err != nil {
+		return err
 	}
 	s.dir = dir
 	return nil

@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"errors"
 	"iter"
 	"math/rand/v2"
 	"os"
@@ -71,38 +70,4 @@ func TestBulkLoadCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// A store whose directory was renamed keeps working after Relocate: applies, compaction
-// (which writes in the directory) and a reopen at the new place.
-func TestRelocate(t *testing.T) {
-	m, log := foldtest.RandomModel(5, 800)
-	root := t.TempDir()
-	from, to := filepath.Join(root, "staging"), filepath.Join(root, "fold")
-	s, err := Open(from, Options{DisableAutoCompact: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := os.Rename(from, to); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Relocate(to); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range log {
-		if err := s.Apply(b.Muts, b.State); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Compact(); err != nil {
-		t.Fatalf("compact after relocate: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(from); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the old directory was written to after relocate: %v", err)
-	}
-	foldtest.RequireEqual(t, bulkOpen(t, to), m)
 }

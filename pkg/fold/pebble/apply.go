@@ -24,11 +24,11 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	if err := storekit.CheckMutations(muts); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := checkSpace(s.opts.FS, s.dir, s.opts.MinFreeBytes); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	m := *s.meta.Load()
 	if st.Cursor < m.st.Cursor && !st.Resyncing {
 		return fmt.Errorf("apply: %w: cursor %d is below %d", fold.ErrCursorRegression, st.Cursor, m.st.Cursor)

@@ -25,7 +25,8 @@ const (
 // Store is a fold in a Pebble database.
 type Store struct {
 	db    *pebble.DB
-	dir   string
+	dir   string     // guarded by mu (Relocate changes it)
+	fs    *movableFS // what Pebble runs on: opts.FS, following Relocate
 	opts  Options
 	guard storekit.Guard
 	meta  atomic.Pointer[meta] // state and counts of the last Apply
@@ -62,8 +63,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := checkSpace(opts.FS, dir, opts.MinFreeBytes); err != nil {
 		return nil, fmt.Errorf("open pebble fold store: %w", err)
 	}
+	fs := newMovableFS(opts.FS, dir)
 	po := &pebble.Options{
-		FS:                 opts.FS,
+		FS:                 fs,
 		CacheSize:          opts.CacheSize,
 		MemTableSize:       opts.MemTableSize,
 		Logger:             opts.Logger,
@@ -75,7 +77,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, wrapErr("open pebble fold store "+dir, err)
 	}
-	s := &Store{db: db, dir: dir, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]prior{}}
+	s := &Store{db: db, dir: dir, fs: fs, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]prior{}}
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open pebble fold store %s: %w", dir, err)
@@ -193,6 +195,26 @@ func (s *Store) State() fold.State { return s.meta.Load().st }
 
 // Get returns the live entry for key. Errors: fold.ErrClosed, fold.ErrCorrupted.
 func (s *Store) Get(key string) (fold.Entry, bool, error) { return s.reader().Get(key) }
+
+// Relocate runs move, which renames the store's directory to dir, while the store stays
+// open: Pebble's file system calls wait meanwhile and then follow the directory to dir
+// (open files follow the rename by themselves). A staged export becomes the fold this way
+// with its caches warm (pkg/export). dir must not be inside the store's directory. The
+// caller makes sure nothing else uses the old path. Errors: fold.ErrClosed, move's error
+// (unwrapped; nothing moved).
+func (s *Store) Relocate(dir string, move func() error) error {
+	if err := s.guard.Acquire(); err != nil {
+		return err
+	}
+	defer s.guard.Release()
+	s.mu.Lock() // no Apply meanwhile
+	defer s.mu.Unlock()
+	if err := s.fs.move(dir, move); err != nil {
+		return err
+	}
+	s.dir = dir
+	return nil
+}
 
 // Lookup returns the entry for key, live or tombstone. Errors: fold.ErrClosed,
 // fold.ErrCorrupted.
