@@ -238,7 +238,8 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 		a.healthLoop(ctx, conn, b)
 	}()
 	// An empty store starts from the newest usable export (only the tail comes from NATS).
-	if s = a.seedEmpty(ctx, s, b); s == nil {
+	s, resume := a.seedEmpty(ctx, s, b)
+	if s == nil {
 		return nil
 	}
 	reseed := a.reseeder(b)
@@ -261,6 +262,7 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 			BatchWindow: a.cfg.BatchWindow,
 			BatchMax:    a.cfg.BatchMax,
 			Reseed:      reseed,
+			Resume:      resume,
 			Observer:    obs,
 			Logger:      a.log,
 		})
@@ -277,6 +279,7 @@ func (a *Agent) runFold(ctx context.Context, wg *sync.WaitGroup) error {
 			case <-loopCtx.Done():
 			}
 		}()
+		resume = nil // the loop took it, or stopped it
 		st, err := loop.Run(loopCtx)
 		restarted := loopCtx.Err() != nil && ctx.Err() == nil
 		cancelLoop()

@@ -61,15 +61,17 @@ func (a *Agent) swapSeed(old fold.Store, staged *export.Staged) (fold.Store, err
 // seedEmpty seeds an empty store from the newest usable export (phase Seeding) and
 // returns the store to run the fold loop on: the seeded one, or s itself when no export
 // is usable or seeding failed (the loop then syncs everything from NATS). The seeded fold
-// resumes from its export's cursor, so NATS delivers only the tail after it.
-func (a *Agent) seedEmpty(ctx context.Context, s fold.Store, b *kv.Bucket) fold.Store {
+// resumes from its export's cursor, so NATS delivers only the tail after it: the returned
+// Resume, the watch that verified the export's cursor, goes on with it (nil without a
+// seed).
+func (a *Agent) seedEmpty(ctx context.Context, s fold.Store, b *kv.Bucket) (fold.Store, *fold.Resume) {
 	if a.loc == nil || !emptyStore(s) {
-		return s
+		return s, nil
 	}
 	seeder, err := a.newSeeder(b)
 	if err != nil {
 		a.log.Error("seeding disabled", logError, err)
-		return s
+		return s, nil
 	}
 	a.tracker.setSeeding(true)
 	defer a.tracker.setSeeding(false)
@@ -77,17 +79,20 @@ func (a *Agent) seedEmpty(ctx context.Context, s fold.Store, b *kv.Bucket) fold.
 	staged, res, err := seeder.Find(ctx)
 	switch {
 	case ctx.Err() != nil:
-		return s
+		if staged != nil {
+			_ = staged.Discard()
+		}
+		return s, nil
 	case errors.Is(err, export.ErrNotFound):
 		a.log.Info("no usable export: syncing the whole fold from NATS", "rejected", len(res.Rejected), logError, err)
 		if len(res.Rejected) > 0 {
 			a.tracker.noteError(fmt.Errorf("seed: %w", err))
 		}
-		return s
+		return s, nil
 	case err != nil:
 		a.tracker.noteError(fmt.Errorf("seed: %w (synced from NATS instead)", err))
 		a.log.Warn("seeding failed: syncing the whole fold from NATS instead", logError, err)
-		return s
+		return s, nil
 	}
 	ns, err := a.swapSeed(s, staged)
 	if err != nil {
@@ -96,20 +101,20 @@ func (a *Agent) seedEmpty(ctx context.Context, s fold.Store, b *kv.Bucket) fold.
 		a.tracker.noteError(fmt.Errorf("seed: %w", err))
 		a.log.Error("seeding failed at the swap; going on with the old fold", logError, err)
 		if ns != nil {
-			return ns
+			return ns, nil
 		}
-		return a.openStore(ctx)
+		return a.openStore(ctx), nil
 	}
 	a.tracker.seeded(res.Source)
 	a.metrics.seeds.WithLabelValues(seedSourceExport).Inc()
 	a.log.Info("seeded fold from export", logSource, res.Source, logCursor, res.Summary.Header.Cursor,
 		"keys", res.Summary.Header.Live, "rejected", len(res.Rejected))
-	return ns
+	return ns, staged.Resume
 }
 
 // reseeder is the loop's Reseed hook: on cursor expiry, seed from the newest export NATS
-// can continue from (phase Seeding); (nil, "", nil) when none is usable, so the loop falls
-// back to a full resync with diff.
+// can continue from (phase Seeding); a zero fold.Reseeded when none is usable, so the loop
+// falls back to a full resync with diff.
 func (a *Agent) reseeder(b *kv.Bucket) fold.Reseeder {
 	if a.loc == nil {
 		return nil
@@ -119,7 +124,7 @@ func (a *Agent) reseeder(b *kv.Bucket) fold.Reseeder {
 		a.log.Error("reseeding disabled", logError, err)
 		return nil
 	}
-	return func(ctx context.Context, old fold.Store) (fold.Store, string, error) {
+	return func(ctx context.Context, old fold.Store) (fold.Reseeded, error) {
 		a.tracker.setSeeding(true)
 		defer a.tracker.setSeeding(false)
 		a.log.Info("cursor expired: seeding from the newest usable export", "location", a.loc.String())
@@ -127,17 +132,17 @@ func (a *Agent) reseeder(b *kv.Bucket) fold.Reseeder {
 		switch {
 		case errors.Is(err, export.ErrNotFound):
 			a.log.Warn("no usable export after cursor expiry: full resync", "rejected", len(res.Rejected))
-			return nil, "", nil
+			return fold.Reseeded{}, nil
 		case err != nil:
 			a.tracker.noteError(fmt.Errorf("reseed: %w (full resync instead)", err))
-			return nil, "", err
+			return fold.Reseeded{}, err
 		}
 		ns, err := a.swapSeed(old, staged)
 		if err != nil {
 			// With ns (the old fold reopened) the loop goes on with a full resync.
 			a.tracker.noteError(fmt.Errorf("reseed: %w (full resync instead)", err))
-			return ns, "", err
+			return fold.Reseeded{Store: ns}, err
 		}
-		return ns, res.Source, nil
+		return fold.Reseeded{Store: ns, Source: res.Source, Resume: staged.Resume}, nil
 	}
 }

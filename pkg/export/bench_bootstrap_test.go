@@ -96,14 +96,14 @@ func BenchmarkBootstrap(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st, _, err = s.Seed(ctx, nil)
+		st, res, err := s.Seed(ctx, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		seedTime += time.Since(start)
 		c := &counter{}
 		lctx, cancel := context.WithCancel(ctx)
-		loop := fold.NewLoop(bucket, st, fold.LoopConfig{Scope: kv.Prefixes("k."), Observer: c})
+		loop := fold.NewLoop(bucket, st, fold.LoopConfig{Scope: kv.Prefixes("k."), Observer: c, Resume: res.Resume})
 		done := make(chan struct{})
 		go func() { defer close(done); _, _ = loop.Run(lctx) }()
 		tick := time.NewTicker(5 * time.Millisecond)
@@ -117,6 +117,9 @@ func BenchmarkBootstrap(b *testing.B) {
 		st.Close()
 		if updates, _, _, _ := c.snapshot(); updates != bootstrapTail {
 			b.Fatalf("bootstrap received %d updates, want the tail of %d", updates, bootstrapTail)
+		}
+		if n := loop.WatchesStarted(); n != 0 {
+			b.Fatalf("the loop started %d watches of its own: the seed's verified watch was not continued", n)
 		}
 	}
 	b.ReportMetric(importTime.Seconds()/float64(b.N), "import_s")

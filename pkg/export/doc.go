@@ -22,8 +22,10 @@
 //     the zero-padded cursor; uploads are create-only and visible only once complete; the
 //     newest export is the one with the highest cursor, found by listing.
 //   - Seeding (seed.go): Seeder tries exports newest first, verifies each into staging and
-//     checks with a verified kv watch that NATS can continue from its cursor; it backs both
-//     the agent's initial seed and the fold.Reseeder hook of fold.Loop.
+//     checks with a verified kv watch that NATS can continue from its cursor
+//     (fold.VerifyResume); the fold's loop continues that watch (Staged.Resume,
+//     fold.LoopConfig.Resume), so the tail is fetched once. It backs both the agent's
+//     initial seed and the fold.Reseeder hook of fold.Loop.
 //   - Exporter (exporter.go): snapshot, upload and retention in one call for the agent's
 //     schedule and on-demand trigger, guarded by an optional lease.
 //   - Lease (lease.go): a NATS KV compare-and-swap lease so one exporter runs per fold.

@@ -45,8 +45,13 @@ type Staged struct {
 	// failed (removing the replaced fold, syncing the parent directory); the new fold is
 	// in place regardless.
 	Warning error
-	dir     string
-	open    OpenStore
+	// Resume is set by a Seeder that checked with NATS that the fold can continue from the
+	// export's cursor: the verified watch from there (fold.VerifyResume). After a
+	// successful Commit or Replace, hand it to the fold's loop (fold.LoopConfig.Resume) or
+	// Stop it; Discard and a failed Commit or Replace stop it.
+	Resume *fold.Resume
+	dir    string
+	open   OpenStore
 }
 
 // Dir is the staging directory.
@@ -176,8 +181,9 @@ func readBatches(rd *Reader, opts StageOptions, out chan<- stagedBatch, stop <-c
 	send(stagedBatch{muts: batch, final: true})
 }
 
-// Discard closes the staged store and removes the staging directory.
+// Discard stops the Resume, closes the staged store and removes the staging directory.
 func (s *Staged) Discard() error {
+	s.stopResume()
 	cerr := s.Store.Close()
 	if errors.Is(cerr, fold.ErrClosed) {
 		cerr = nil
@@ -213,9 +219,16 @@ var swapHook = swapDirs
 func (s *Staged) Commit(finalDir string) (fold.Store, error) {
 	st, err := s.commit(finalDir)
 	if err != nil {
+		s.stopResume()
 		return nil, fmt.Errorf("commit staged export: %w", err)
 	}
 	return st, nil
+}
+
+// stopResume stops and forgets the Resume: the staged fold did not become the fold.
+func (s *Staged) stopResume() {
+	s.Resume.Stop()
+	s.Resume = nil
 }
 
 // Replace closes old (the store open in finalDir; nil when none is) and commits the staged
@@ -224,6 +237,14 @@ func (s *Staged) Commit(finalDir string) (fold.Store, error) {
 // when even that failed, or old was nil). A caller such as a fold loop's Reseeder is thus
 // never left holding a closed store after a failed swap.
 func (s *Staged) Replace(old fold.Store, finalDir string) (fold.Store, error) {
+	st, err := s.replace(old, finalDir)
+	if err != nil {
+		s.stopResume()
+	}
+	return st, err
+}
+
+func (s *Staged) replace(old fold.Store, finalDir string) (fold.Store, error) {
 	if old != nil {
 		if err := old.Close(); err != nil && !errors.Is(err, fold.ErrClosed) {
 			err = fmt.Errorf("replace fold: close the old fold: %w", errors.Join(err, s.Discard()))

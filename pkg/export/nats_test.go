@@ -187,9 +187,15 @@ func TestBootstrapDeltaOnly(t *testing.T) {
 	if res.Object.Key != obj.Key || st.State().Cursor != obj.Cursor {
 		t.Fatalf("seeded from %s at %d, want %s at %d", res.Object.Key, st.State().Cursor, obj.Key, obj.Cursor)
 	}
+	if res.Resume == nil || res.Resume.Cursor() != obj.Cursor {
+		t.Fatalf("seed returned resume %+v, want the verified watch from %d", res.Resume, obj.Cursor)
+	}
 	c := &counter{}
-	runLoop(t, f.bucket, st, fold.LoopConfig{Scope: suiteScope, Observer: c})
+	l := runLoop(t, f.bucket, st, fold.LoopConfig{Scope: suiteScope, Observer: c, Resume: res.Resume})
 	eventually(t, "node b caught up", func() bool { _, _, cur, _ := c.snapshot(); return cur >= last })
+	if n := l.WatchesStarted(); n != 0 {
+		t.Errorf("the loop started %d watches: the tail was fetched again, not continued from the seed's check", n)
+	}
 
 	updates, minRev, _, _ := c.snapshot()
 	if updates != tail {
@@ -263,6 +269,7 @@ func TestSeedSkipsExportNATSCannotContinue(t *testing.T) {
 		t.Fatalf("seed: %v", err)
 	}
 	defer st.Close()
+	defer res.Resume.Stop()
 	if res.Object.Key != older.Key {
 		t.Fatalf("seeded from %s, want the older export %s", res.Object.Key, older.Key)
 	}
@@ -309,6 +316,10 @@ func TestReseederInLoop(t *testing.T) {
 	eventually(t, "fold has k.after", func() bool { _, ok, _ := l.Store().Get("k.after"); return ok })
 	if _, ok, _ := l.Store().Lookup("k.doomed"); ok {
 		t.Error("k.doomed survived the reseed")
+	}
+	// The watch that found the cursor expired; the reseed's verified watch is continued.
+	if n := l.WatchesStarted(); n != 1 {
+		t.Errorf("the loop started %d watches, want 1 (the reseed's check continued)", n)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
@@ -63,6 +62,10 @@ type SeedResult struct {
 	Rejected []Rejection
 	// Ignored lists object keys that are not export names.
 	Ignored []string
+	// Resume, set by a successful Seed with SeedConfig.KV, is the verified watch from the
+	// seed's cursor (Staged.Resume): hand it to the fold's loop (fold.LoopConfig.Resume)
+	// or Stop it.
+	Resume *fold.Resume
 }
 
 // NewSeeder checks cfg and returns a Seeder.
@@ -173,33 +176,16 @@ func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
 	return staged, nil
 }
 
-// checkResume runs a verified watch from the staged export's cursor until it is
-// verified (OpSynced) or fails. The delta it delivers is discarded: the fold's own loop
-// fetches it again (through its domain hooks) when it resumes.
+// checkResume runs a verified watch from the staged export's cursor until it is verified
+// and keeps it in staged.Resume: the fold's loop continues it, with the delta it
+// delivered, instead of fetching and verifying the delta again.
 func (s *Seeder) checkResume(ctx context.Context, staged *Staged) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
-	defer cancel()
-	w, err := s.cfg.KV.Watch(ctx, s.cfg.Scope, kv.WatchOptions{Cursor: staged.Summary.Header.Cursor, Fold: fold.FoldState(staged.Store)})
+	r, err := fold.VerifyResume(ctx, s.cfg.KV, s.cfg.Scope, staged.Store, s.cfg.CheckTimeout)
 	if err != nil {
-		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
+		return fmt.Errorf("check resume: %w", err)
 	}
-	defer w.Stop()
-	var ups []kv.Update
-	for ok := true; ok; {
-		if ups, ok = w.Next(ctx, ups, 1<<30, 0); slices.ContainsFunc(ups, func(u kv.Update) bool { return u.Op == kv.OpSynced }) {
-			return nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if err := w.Err(); err != nil {
-		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, err)
-	}
-	return fmt.Errorf("check resume from cursor %d: %w", staged.Summary.Header.Cursor, kv.ErrWatchInterrupted)
+	staged.Resume = r
+	return nil
 }
 
 // Seed replaces the fold in cfg.Dir with the newest usable export and returns it, open.
@@ -222,27 +208,28 @@ func (s *Seeder) Seed(ctx context.Context, old fold.Store) (fold.Store, SeedResu
 	if staged.Warning != nil {
 		s.log.Warn("seeded, but cleaning up after the swap failed", logKeyErr, staged.Warning)
 	}
+	res.Resume = staged.Resume
 	s.log.Info("seeded fold from export", logKeyObject, res.Object.Key, logKeyCursor, res.Summary.Header.Cursor,
 		"records", res.Summary.Header.Count(), "rejected", len(res.Rejected))
 	return st, res, nil
 }
 
 // Reseeder returns a fold.Reseeder for fold.LoopConfig.Reseed: on cursor expiry it seeds
-// from the newest export NATS can continue from and returns the new store with its source,
-// or (nil, "", nil) when no export is usable (the loop then falls back to a full resync
-// with diff). The old store is closed only when a new one replaces it; when the swap
-// fails after that, the error comes with the old fold reopened, which the loop goes on
-// with (a full resync) instead of the closed store.
+// from the newest export NATS can continue from and returns the new store with its source
+// and verified watch, or a zero fold.Reseeded when no export is usable (the loop then
+// falls back to a full resync with diff). The old store is closed only when a new one
+// replaces it; when the swap fails after that, the error comes with the old fold
+// reopened, which the loop goes on with (a full resync) instead of the closed store.
 func (s *Seeder) Reseeder() fold.Reseeder {
-	return func(ctx context.Context, old fold.Store) (fold.Store, string, error) {
+	return func(ctx context.Context, old fold.Store) (fold.Reseeded, error) {
 		st, res, err := s.Seed(ctx, old)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return nil, "", nil
+			return fold.Reseeded{}, nil
 		case err != nil:
-			return st, "", err
+			return fold.Reseeded{Store: st}, err
 		}
-		return st, res.Source, nil
+		return fold.Reseeded{Store: st, Source: res.Source, Resume: res.Resume}, nil
 	}
 }
 

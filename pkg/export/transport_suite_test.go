@@ -327,9 +327,9 @@ func testSeedNoneUsable(t *testing.T, l *Location) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, src, err := rs(context.Background(), old)
-	if st != nil || src != "" || err != nil {
-		t.Fatalf("reseeder = %v, %q, %v; want nil, \"\", nil", st, src, err)
+	seed, err := rs(context.Background(), old)
+	if seed != (fold.Reseeded{}) || err != nil {
+		t.Fatalf("reseeder = %+v, %v; want a zero Reseeded, nil", seed, err)
 	}
 	// The old store is still open and untouched.
 	if _, ok, err := old.Get("k.mine"); !ok || err != nil {

@@ -46,6 +46,10 @@ type Loop struct {
 	// noDiff disables the resync diff; only tests set it, to prove the diff is what
 	// removes keys that vanished while a fold was away.
 	noDiff bool
+	// resume is the verified watch the first runOnce continues (LoopConfig.Resume, or a
+	// Reseeder's), taken once.
+	resume  *Resume
+	watches atomic.Int64 // see WatchesStarted
 }
 
 type storeRef struct{ s Store }
@@ -64,13 +68,17 @@ func NewLoop(b *kv.Bucket, s Store, cfg LoopConfig) *Loop {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	l := &Loop{bucket: b, cfg: cfg, log: cfg.Logger}
+	l := &Loop{bucket: b, cfg: cfg, log: cfg.Logger, resume: cfg.Resume}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.store.Store(&storeRef{s})
 	return l
 }
+
+// WatchesStarted is how many watches Run has started itself: one per start or restart of
+// the watch; a verified Resume it continued is not one.
+func (l *Loop) WatchesStarted() int64 { return l.watches.Load() }
 
 // Store returns the store the loop currently folds into (it changes after a reseed).
 func (l *Loop) Store() Store { return l.store.Load().s }
@@ -80,6 +88,7 @@ func (l *Loop) Store() Store { return l.store.Load().s }
 // EventWatchError; cursor expiry is recovered by Reseed or by a full resync with diff. Run
 // returns an error only for a store failure or an Apply hook failure (no cursor advance).
 func (l *Loop) Run(ctx context.Context) (State, error) {
+	defer func() { l.resume.Stop() }() // one no watch took
 	backoff := backoffMin
 	for {
 		progressed, err := l.runOnce(ctx)
@@ -129,16 +138,19 @@ func (l *Loop) watchError(err error) {
 // again instead of trusting a half-diffed fold.
 func (l *Loop) recoverExpired(ctx context.Context) error {
 	if l.cfg.Reseed != nil {
-		ns, src, err := l.cfg.Reseed(ctx, l.Store())
+		seed, err := l.cfg.Reseed(ctx, l.Store())
 		switch {
 		case err != nil:
-			if ns != nil { // the Reseeder closed the old store and hands over the fold reopened
-				l.store.Store(&storeRef{ns})
+			seed.Resume.Stop()
+			if seed.Store != nil { // the Reseeder closed the old store and hands over the fold reopened
+				l.store.Store(&storeRef{seed.Store})
 			}
 			l.log.Warn("reseed failed; falling back to full resync", "error", err)
-		case ns != nil:
-			l.store.Store(&storeRef{ns})
-			l.cfg.Observer.Event(Event{Kind: EventSeeded, Source: src})
+		case seed.Store != nil:
+			l.store.Store(&storeRef{seed.Store})
+			l.resume.Stop()
+			l.resume = seed.Resume
+			l.cfg.Observer.Event(Event{Kind: EventSeeded, Source: seed.Source})
 			return nil
 		}
 	}
@@ -176,16 +188,23 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 		opts.Cursor = st.Cursor
 		opts.Fold = FoldState(s)
 	}
-	w, err := l.bucket.Watch(ctx, l.cfg.Scope, opts)
+	w, delta, err := l.resume.take(st)
+	l.resume = nil
 	if err != nil {
-		return false, fmt.Errorf("start watch: %w", err)
+		l.log.Warn("not continuing the verified resume handed over", "error", err)
+	}
+	if w == nil {
+		l.watches.Add(1)
+		if w, err = l.bucket.Watch(ctx, l.cfg.Scope, opts); err != nil {
+			return false, fmt.Errorf("start watch: %w", err)
+		}
 	}
 	defer w.Stop()
 	// The initial state sync of an empty store delivers every key once, before OpSynced:
 	// its puts are fresh inserts, which lets a store skip reading what they replace.
 	fresh := st.Cursor == 0 && held == 0 && !st.Resyncing
 	b := &batcher{loop: l, store: s, diff: diff, fresh: fresh}
-	progressed, err = b.run(ctx, w)
+	progressed, err = b.run(ctx, w, delta)
 	if err != nil {
 		return progressed, err
 	}
@@ -251,8 +270,9 @@ type batcher struct {
 	progressed bool
 }
 
-// run reads w until it closes or ctx ends; the batch in flight is always applied first.
-func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err error) {
+// run reads w, after the updates of delta (already read from it), until it closes or ctx
+// ends; the batch in flight is always applied first.
+func (b *batcher) run(ctx context.Context, w *kv.Watcher, delta []kv.Update) (progressed bool, err error) {
 	b.free = make(chan *batch, 2)
 	b.free <- &batch{}
 	b.free <- &batch{}
@@ -263,7 +283,7 @@ func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err 
 	defer cancel()
 	b.cancel = cancel
 	go b.applier()
-	err = b.fill(fctx, w)
+	err = b.fill(fctx, w, delta)
 	close(b.work)
 	<-b.done
 	if err == nil {
@@ -279,9 +299,9 @@ func (b *batcher) run(ctx context.Context, w *kv.Watcher) (progressed bool, err 
 // still has room for, so while catching up on a backlog the batcher wakes about once per
 // batch, not once per update; a live watch still hands over each update as it comes,
 // since the watch returns early once the server has nothing more pending.
-func (b *batcher) fill(ctx context.Context, w *kv.Watcher) error {
+func (b *batcher) fill(ctx context.Context, w *kv.Watcher, delta []kv.Update) error {
 	cfg := &b.loop.cfg
-	var in []kv.Update // received from the watch; in[pos:] not yet added
+	in := delta // received from the watch; in[pos:] not yet added
 	pos := 0
 	open := true
 	receive := func(minimum int, wait time.Duration) {

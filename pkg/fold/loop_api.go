@@ -53,13 +53,21 @@ type Observer interface {
 }
 
 // Reseeder replaces the store from an external seed (an export) when the cursor expired.
-// It returns the new store (already opened, at the seed's cursor) and a description of its
-// source, or (nil, "", nil) when no usable seed exists. On success the loop closes nothing:
-// the Reseeder owns closing the old store. With an error, the returned store is nil when
-// old is still open and usable, else the store to go on with (a Reseeder that closed old
-// before its swap failed hands over the fold reopened); the loop then falls back to a full
-// resync on it.
-type Reseeder func(ctx context.Context, old Store) (Store, string, error)
+// It returns the new store (already opened, at the seed's cursor) with a description of
+// its source and, optionally, the verified watch from the seed's cursor (Resume, which the
+// loop continues instead of watching again), or a zero Reseeded when no usable seed
+// exists. On success the loop closes nothing: the Reseeder owns closing the old store.
+// With an error, Reseeded.Store is nil when old is still open and usable, else the store
+// to go on with (a Reseeder that closed old before its swap failed hands over the fold
+// reopened); the loop then falls back to a full resync on it.
+type Reseeder func(ctx context.Context, old Store) (Reseeded, error)
+
+// Reseeded is what a Reseeder returns.
+type Reseeded struct {
+	Store  Store
+	Source string
+	Resume *Resume
+}
 
 // LoopConfig configures Run.
 type LoopConfig struct {
@@ -78,7 +86,11 @@ type LoopConfig struct {
 	// that applies them) handles the previous batch.
 	Parse func(u kv.Update) bool
 	// Reseed is the optional seeding hook tried on cursor expiry before a full resync.
-	Reseed   Reseeder
+	Reseed Reseeder
+	// Resume, when set, is a verified watch of the store (VerifyResume) that the first
+	// watch continues, with its delta, instead of starting from the store's cursor. Run
+	// stops it if the store is at another state by then, or when it ends unused.
+	Resume   *Resume
 	Observer Observer
 	Logger   *slog.Logger
 }

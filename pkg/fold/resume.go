@@ -1,0 +1,122 @@
+package fold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/slipstream-dev/slipstream/pkg/kv"
+)
+
+// maxResumeDelta bounds the key and value bytes of the delta a Resume keeps in memory.
+var maxResumeDelta = 64 << 20
+
+// Resume is a verified watch of a store, ready for a Loop to continue from: the watch
+// started at the store's cursor, NATS was proven to hold everything the fold needs after
+// it (docs/cursor-expiry.md), and the updates delivered meanwhile, through OpSynced, are
+// kept unapplied. Seeding verifies a candidate export this way before the export becomes
+// the fold; handing the Resume to the loop that folds into it (LoopConfig.Resume,
+// Reseeded.Resume) spares fetching and verifying the delta a second time.
+//
+// A delta larger than 64 MiB is not kept: the Resume then carries only the verdict, and a
+// loop given it starts its own watch from the cursor (which verifies again). A Resume is
+// used once; Stop releases one that no loop took.
+type Resume struct {
+	cursor uint64
+	delta  []kv.Update // the updates read, ending at or after OpSynced; nil without w
+	w      *kv.Watcher // nil when the delta was dropped
+}
+
+// VerifyResume starts a verified watch of b within scope from s's cursor and reads it until
+// the resume is verified, for at most timeout. The watch keeps running under ctx (the
+// loop that takes the Resume stops it). s must not change until the Resume is taken or
+// stopped, except by a swap that puts the same state in its place (the verification reads
+// it, and the delta is relative to it). A store at cursor 0 needs no verification: its
+// Resume has no watch and the loop syncs the bucket.
+//
+// Errors: kv.ErrCursorExpired when NATS cannot continue from the cursor; the watch's error
+// (wrapped kv errors) when it failed; ctx's error or context.DeadlineExceeded when the
+// timeout passed first; a wrapped store error when s could not be read.
+func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, timeout time.Duration) (*Resume, error) {
+	cursor := s.State().Cursor
+	if cursor == 0 {
+		return &Resume{}, nil
+	}
+	op := fmt.Sprintf("verify resume from cursor %d", cursor)
+	w, err := b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: FoldState(s), FoldFrozen: true, Buffer: watchBuffer})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r := &Resume{cursor: cursor, w: w}
+	keep := true // the delta is kept (up to maxResumeDelta)
+	size := 0
+	var ups []kv.Update
+	for ok := true; ok; {
+		ups, ok = w.Next(rctx, ups, 1<<30, 0)
+		if keep {
+			for _, u := range ups {
+				size += len(u.Key) + len(u.Value)
+			}
+			r.delta = append(r.delta, ups...)
+			if size > maxResumeDelta {
+				// Too large to keep: read on for the verdict; the loop fetches it again.
+				keep, r.delta = false, nil
+			}
+		}
+		if slices.ContainsFunc(ups, func(u kv.Update) bool { return u.Op == kv.OpSynced }) {
+			if !keep {
+				w.Stop()
+				r.w = nil
+			}
+			return r, nil
+		}
+		if rctx.Err() != nil {
+			break
+		}
+	}
+	err = w.Err()
+	w.Stop()
+	switch {
+	case err != nil:
+	case rctx.Err() != nil:
+		err = rctx.Err()
+	default:
+		err = kv.ErrWatchInterrupted
+	}
+	return nil, fmt.Errorf("%s: %w", op, err)
+}
+
+// Cursor is the cursor the resume was verified from.
+func (r *Resume) Cursor() uint64 { return r.cursor }
+
+// Stop ends the watch of a Resume no loop took. It is safe on nil and after a loop took it.
+func (r *Resume) Stop() {
+	if r != nil && r.w != nil {
+		r.w.Stop()
+	}
+}
+
+// take hands the watch and its delta to a loop whose store is at st; it returns a nil
+// watch (and stops the Resume) when the Resume carries none or was verified for another
+// state.
+func (r *Resume) take(st State) (*kv.Watcher, []kv.Update, error) {
+	if r == nil || r.w == nil {
+		return nil, nil, nil
+	}
+	w, delta := r.w, r.delta
+	r.w, r.delta = nil, nil
+	if st.Resyncing || st.Cursor != r.cursor {
+		w.Stop()
+		return nil, nil, fmt.Errorf("%w: resume verified from cursor %d, the store is at %d (resyncing %v)",
+			errStaleResume, r.cursor, st.Cursor, st.Resyncing)
+	}
+	return w, delta, nil
+}
+
+// errStaleResume: a Resume was offered for a store at another state (logged, then the loop
+// watches from its own cursor).
+var errStaleResume = errors.New("stale resume")
