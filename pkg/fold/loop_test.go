@@ -184,6 +184,21 @@ func (r *running) stop(t *testing.T) (fold.State, error) {
 	return r.state, r.err
 }
 
+// foldAndClose folds the bucket into a new memory store in dir until it equals the
+// bucket, stops and closes it, and returns its final state.
+func foldAndClose(t *testing.T, f *fixture, dir string) fold.State {
+	t.Helper()
+	store := openMemory(t, dir)
+	defer func() { _ = store.Close() }()
+	r := start(fold.NewLoop(f.bucket, store, fold.LoopConfig{}))
+	waitEqual(t, func() fold.Store { return store }, func() map[string]val { return f.bucketState(kv.All()) })
+	st, err := r.stop(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // waitEqual polls until the fold equals want, failing with the difference at the deadline.
 func waitEqual(t *testing.T, s func() fold.Store, want func() map[string]val) {
 	t.Helper()
@@ -303,14 +318,7 @@ func TestLoopHistoryOneRestartIsDeltaOnly(t *testing.T) {
 		f.put(fmt.Sprintf("k%03d", i), "v0")
 	}
 	dir := t.TempDir()
-	store := openMemory(t, dir)
-	r := start(fold.NewLoop(f.bucket, store, fold.LoopConfig{}))
-	waitEqual(t, func() fold.Store { return store }, func() map[string]val { return f.bucketState(kv.All()) })
-	st, err := r.stop(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = store.Close()
+	st := foldAndClose(t, f, dir)
 
 	for round := 1; round <= 3; round++ {
 		for i := range keys {
@@ -323,10 +331,10 @@ func TestLoopHistoryOneRestartIsDeltaOnly(t *testing.T) {
 		t.Fatalf("test setup: first seq %d should be past cursor+1 = %d", bs.FirstSeq, st.Cursor+1)
 	}
 
-	store = openMemory(t, dir)
+	store := openMemory(t, dir)
 	defer func() { _ = store.Close() }()
 	rec := &recorder{}
-	r = start(fold.NewLoop(f.bucket, store, fold.LoopConfig{Observer: rec}))
+	r := start(fold.NewLoop(f.bucket, store, fold.LoopConfig{Observer: rec}))
 	waitUntil(t, "verified resume", func() bool { return rec.count(fold.EventSynced) == 1 })
 	waitEqual(t, func() fold.Store { return store }, func() map[string]val { return f.bucketState(kv.All()) })
 	if _, err := r.stop(t); err != nil {
@@ -353,13 +361,7 @@ func TestLoopOfflineDeleteWithPurgedMarker(t *testing.T) {
 				f.put(fmt.Sprintf("route.r%02d", i), "v")
 			}
 			dir := t.TempDir()
-			store := openMemory(t, dir)
-			r := start(fold.NewLoop(f.bucket, store, fold.LoopConfig{}))
-			waitEqual(t, func() fold.Store { return store }, func() map[string]val { return f.bucketState(kv.All()) })
-			if _, err := r.stop(t); err != nil {
-				t.Fatal(err)
-			}
-			_ = store.Close()
+			foldAndClose(t, f, dir)
 
 			f.del("route.r05")
 			f.put("route.r06", "changed")
@@ -367,14 +369,14 @@ func TestLoopOfflineDeleteWithPurgedMarker(t *testing.T) {
 				t.Fatalf("purge deletes: %v", err)
 			}
 
-			store = openMemory(t, dir)
+			store := openMemory(t, dir)
 			defer func() { _ = store.Close() }()
 			rec := &recorder{}
 			l := fold.NewLoop(f.bucket, store, fold.LoopConfig{Observer: rec})
 			if !diff {
 				fold.DisableResyncDiff(l)
 			}
-			r = start(l)
+			r := start(l)
 			waitUntil(t, "resync", func() bool { return rec.count(fold.EventResyncDone) == 1 }, rec)
 			if _, err := r.stop(t); err != nil {
 				t.Fatal(err)

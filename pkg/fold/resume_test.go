@@ -19,18 +19,12 @@ func resumeFixture(t *testing.T) (*fixture, fold.Store) {
 		f.put(fmt.Sprintf("k%02d", i), "0")
 	}
 	dir := t.TempDir()
-	store := openMemory(t, dir)
-	r := start(fold.NewLoop(f.bucket, store, fold.LoopConfig{}))
-	waitEqual(t, func() fold.Store { return store }, func() map[string]val { return f.bucketState(kv.All()) })
-	if _, err := r.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	_ = store.Close()
+	foldAndClose(t, f, dir)
 	for i := range 10 {
 		f.put(fmt.Sprintf("k%02d", i), "1")
 		f.put(fmt.Sprintf("new%02d", i), "1")
 	}
-	store = openMemory(t, dir)
+	store := openMemory(t, dir)
 	t.Cleanup(func() { _ = store.Close() })
 	return f, store
 }

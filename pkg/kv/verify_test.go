@@ -291,31 +291,50 @@ func bothPaths(t *testing.T, f func(t *testing.T)) {
 	})
 }
 
+// A delta over the tracking cap falls back to the exact check, and still ends equal.
 func TestResumeLargeDeltaOverTrackingCap(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
 		defer kv.SetMaxTrackedKeys(10)()
-		e := newEnv(t, kv.BucketConfig{History: 1})
-		for i := 0; i < 50; i++ {
-			e.put(t, fmt.Sprintf("k%d", i), "0")
-		}
-		fold := syncFold(t, e, kv.All())
-		for i := 0; i < 50; i++ {
-			e.put(t, fmt.Sprintf("k%d", i), "1")
-			e.put(t, fmt.Sprintf("n%d", i), "1")
-		}
-		checks := kv.ExactChecks()
-		w := resume(t, e, kv.All(), fold)
-		got, _ := untilSynced(t, w, fold)
-		if len(got) != 100 {
-			t.Fatalf("delta = %d updates, want 100", len(got))
-		}
-		if kv.ExactChecks() == checks {
+		if checks := resumeNewAndRewritten(t, 50); checks == 0 {
 			t.Error("a delta over the tracking cap must fall back to the exact check")
 		}
-		if len(fold.live()) != 100 {
-			t.Errorf("fold has %d live keys", len(fold.live()))
+	})
+}
+
+// The cheap count check must count the delta's keys the fold does not hold, also when a
+// frozen fold's keys are looked up at the end: new keys and rewritten ones verify without
+// an exact check.
+func TestResumeNewKeysCounted(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		if checks := resumeNewAndRewritten(t, 10); checks != 0 {
+			t.Fatalf("resume ran %d exact checks: the count check miscounted the new keys", checks)
 		}
 	})
+}
+
+// resumeNewAndRewritten syncs a fold of 2n keys, writes n new keys and rewrites n old
+// ones, resumes and checks the delta and the fold; it returns the exact checks the resume
+// ran.
+func resumeNewAndRewritten(t *testing.T, n int) int64 {
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	for i := range 2 * n {
+		e.put(t, fmt.Sprintf("old%03d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for i := range n {
+		e.put(t, fmt.Sprintf("old%03d", i), "1")
+		e.put(t, fmt.Sprintf("new%03d", i), "1")
+	}
+	checks := kv.ExactChecks()
+	w := resume(t, e, kv.All(), fold)
+	got, _ := untilSynced(t, w, fold)
+	if len(got) != 2*n {
+		t.Fatalf("resume delivered %d updates, want the %d-update delta", len(got), 2*n)
+	}
+	if live := len(fold.live()); live != 3*n {
+		t.Fatalf("fold has %d live keys after the resume, want %d", live, 3*n)
+	}
+	return kv.ExactChecks() - checks
 }
 
 func TestResumeUnderConcurrentWrites(t *testing.T) {
@@ -383,33 +402,4 @@ func TestResumeUnderConcurrentWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-}
-
-// The cheap count check must count the delta's keys the fold does not hold, also when a
-// frozen fold's keys are looked up at the end: a new key and a rewritten one verify
-// without an exact check.
-func TestResumeNewKeysCounted(t *testing.T) { bothPaths(t, testResumeNewKeysCounted) }
-
-func testResumeNewKeysCounted(t *testing.T) {
-	e := newEnv(t, kv.BucketConfig{History: 1})
-	for i := range 20 {
-		e.put(t, fmt.Sprintf("old%02d", i), "0")
-	}
-	fold := syncFold(t, e, kv.All())
-	for i := range 10 {
-		e.put(t, fmt.Sprintf("new%02d", i), "1")
-		e.put(t, fmt.Sprintf("old%02d", i), "1")
-	}
-	checks := kv.ExactChecks()
-	w := resume(t, e, kv.All(), fold)
-	got, _ := untilSynced(t, w, fold)
-	if len(got) != 20 {
-		t.Fatalf("resume delivered %d updates, want the 20-update delta", len(got))
-	}
-	if c := kv.ExactChecks() - checks; c != 0 {
-		t.Fatalf("resume ran %d exact checks: the count check miscounted the new keys", c)
-	}
-	if n, _ := fold.Count(); n != 30 {
-		t.Fatalf("fold holds %d keys after the resume, want 30", n)
-	}
 }
