@@ -5,7 +5,7 @@ import (
 	"slices"
 	"unsafe"
 
-	"github.com/RaduBerinde/btreemap"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // arenaUse tracks the entries a bulk load carved from arena blocks (see entryArena), so

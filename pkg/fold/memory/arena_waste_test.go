@@ -5,9 +5,8 @@ import (
 	"iter"
 	"testing"
 
-	"github.com/RaduBerinde/btreemap"
-
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // Entries replaced after a bulk load leave dead bytes in the arena blocks their

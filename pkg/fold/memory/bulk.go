@@ -66,7 +66,7 @@ func (a *entryArena) newEntry(key string, rev uint64, live bool, value []byte) (
 
 // BulkLoad fills an empty store (State() zero, no entries) with entries, which must come
 // in strictly increasing key order, and records st: the records are appended to the log
-// in large sequential writes and inserted into the tree as they come, and st's CURSOR
+// in large sequential writes and built into a tree as they come, and st's CURSOR
 // record is appended (and the log fsynced) only after the sequence ended without an
 // error. The whole load is one batch of the log: a crash before its CURSOR record leaves a
 // store that reopens empty (a torn batch is discarded), and on error the log is cut back
@@ -94,8 +94,7 @@ func (s *Store) BulkLoad(_ string, entries iter.Seq2[fold.Entry, error], st fold
 	var arena entryArena
 	c, end, err := s.bulkWrite(start, entries, st, &arena)
 	if err != nil {
-		// Nothing was published: drop the half-built tree and the records written.
-		s.w, s.counts = newTree(), counts{}
+		// Nothing was published (s.w is still empty): drop the records written.
 		if terr := s.f.Truncate(start); terr != nil {
 			s.broken = fmt.Errorf("bulk load: %w; truncate back: %w", err, terr)
 		}
@@ -108,16 +107,16 @@ func (s *Store) BulkLoad(_ string, entries iter.Seq2[fold.Entry, error], st fold
 	return nil
 }
 
-// bulkWrite appends the records of entries and a CURSOR record for st at off, inserting
-// the entries into s.w; it returns the counts and the log's new end. The log writes and
-// the tree inserts run in goroutines of their own, so that the disk (which throttles a
-// writer of this much data), building the tree, and decoding and encoding the records
-// overlap. s.w is complete when it returns.
+// bulkWrite appends the records of entries and a CURSOR record for st at off, and builds
+// the tree of the entries; it returns the counts and the log's new end, and sets s.w to
+// the tree (only on success). The log writes and the tree's build run in goroutines of
+// their own, so that the disk (which throttles a writer of this much data), building the
+// tree, and decoding and encoding the records overlap.
 func (s *Store) bulkWrite(off int64, entries iter.Seq2[fold.Entry, error], st fold.State, arena *entryArena) (counts, int64, error) {
 	lw := newLogWriter(s, off)
-	tf := newTreeFeeder(s.w)
+	tf := newTreeFeeder()
 	c, err := s.bulkRecords(lw, tf, entries, arena)
-	tf.close()
+	t := tf.close()
 	if err == nil {
 		lw.buf = appendCursor(lw.buf, st)
 		lw.send()
@@ -134,6 +133,7 @@ func (s *Store) bulkWrite(off int64, entries iter.Seq2[fold.Entry, error], st fo
 	if err != nil {
 		return counts{}, 0, err
 	}
+	s.w = t
 	return c, end, nil
 }
 
@@ -173,15 +173,17 @@ type treeItem struct {
 	s slot
 }
 
-// treeFeeder inserts entries into a tree from a goroutine, in the order they are added.
+// treeFeeder builds a tree from a goroutine out of the entries added, in strictly
+// increasing key order: bottom up, with no search per key (newTreeBuilder).
 type treeFeeder struct {
 	batch []treeItem
 	full  chan []treeItem
 	free  chan []treeItem
 	done  chan struct{}
+	t     *tree // the built tree, once done is closed
 }
 
-func newTreeFeeder(t *tree) *treeFeeder {
+func newTreeFeeder() *treeFeeder {
 	tf := &treeFeeder{full: make(chan []treeItem, 4), free: make(chan []treeItem, 6), done: make(chan struct{})}
 	tf.batch = make([]treeItem, 0, treeBatch)
 	for range 5 {
@@ -189,13 +191,15 @@ func newTreeFeeder(t *tree) *treeFeeder {
 	}
 	go func() {
 		defer close(tf.done)
-		for b := range tf.full {
-			for _, it := range b {
-				t.ReplaceOrInsert(it.k, it.s)
+		b := newTreeBuilder()
+		for batch := range tf.full {
+			for _, it := range batch {
+				b.Add(it.k, it.s)
 			}
-			clear(b)
-			tf.free <- b[:0]
+			clear(batch)
+			tf.free <- batch[:0]
 		}
+		tf.t = b.Build()
 	}()
 	return tf
 }
@@ -208,13 +212,14 @@ func (tf *treeFeeder) add(k string, s slot) {
 	}
 }
 
-// close inserts what is left and waits until every entry added is in the tree.
-func (tf *treeFeeder) close() {
+// close adds what is left and returns the tree of every entry added.
+func (tf *treeFeeder) close() *tree {
 	if len(tf.batch) > 0 {
 		tf.full <- tf.batch
 	}
 	close(tf.full)
 	<-tf.done
+	return tf.t
 }
 
 // logWriter writes buffers at increasing offsets of the log from a goroutine.

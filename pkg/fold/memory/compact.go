@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 
-	"github.com/RaduBerinde/btreemap"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 var errCompactionStopped = errors.New("compaction stopped by Close")

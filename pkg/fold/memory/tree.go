@@ -6,9 +6,8 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/RaduBerinde/btreemap"
-
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // treeDegree keeps nodes small (up to 31 entries of 32 bytes): each Apply copies the nodes
@@ -42,6 +41,12 @@ func newEntry(key string, rev uint64, live bool, value []byte) (string, slot) {
 type tree = btreemap.BTreeMap[string, slot]
 
 func newTree() *tree { return btreemap.New[string, slot](treeDegree, strings.Compare) }
+
+// newTreeBuilder builds a tree like newTree's from keys added in strictly increasing
+// order (a bulk load): in O(n), with full nodes.
+func newTreeBuilder() *btreemap.Builder[string, slot] {
+	return btreemap.NewBuilder[string, slot](treeDegree, strings.Compare)
+}
 
 // counts are the fold's statistics plus the encoded size of a compacted log.
 type counts struct {

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/RaduBerinde/btreemap"
-
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // Verify re-reads the whole log from disk, checks every record's checksum and meaning, and

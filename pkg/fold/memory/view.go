@@ -4,10 +4,9 @@ import (
 	"iter"
 	"strings"
 
-	"github.com/RaduBerinde/btreemap"
-
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
+	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // view is an immutable published state of the fold: Apply builds the next one on the
