@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"fmt"
 	"iter"
 	"math/rand/v2"
 	"os"
@@ -69,5 +70,39 @@ func TestBulkLoadCrash(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A load of several bulkSyncBytes (its log fsynced in the background as it is written,
+// writes and fsyncs overlapping) reopens with every entry and the cursor.
+func TestBulkLoadSyncsBehind(t *testing.T) {
+	const n, valueLen = 2*bulkSyncBytes/1024 + 100, 1000
+	dir := t.TempDir()
+	s := bulkOpen(t, dir)
+	entries := func(yield func(fold.Entry, error) bool) {
+		val := make([]byte, valueLen)
+		for i := range n {
+			val[0], val[1] = byte(i), byte(i>>8)
+			if !yield(fold.Entry{Key: fmt.Sprintf("k.%07d", i), Value: val, Revision: uint64(i + 1), Live: true}, nil) {
+				return
+			}
+		}
+	}
+	if err := s.BulkLoad("", entries, fold.State{Cursor: n}); err != nil {
+		t.Fatal(err)
+	}
+	if size := s.size.Load(); size < 2*bulkSyncBytes {
+		t.Fatalf("log of %d bytes: the background fsync was not exercised", size)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := bulkOpen(t, dir)
+	if st, got := c.State(), c.w.Len(); st.Cursor != n || got != n {
+		t.Fatalf("reopened at %+v with %d keys, want cursor and keys %d", st, got, n)
+	}
+	e, ok, err := c.Get(fmt.Sprintf("k.%07d", n-1))
+	if err != nil || !ok || e.Revision != n || len(e.Value) != valueLen || e.Value[0] != byte((n-1)&0xff) {
+		t.Fatalf("last key after reopen: %+v %v %v", e, ok, err)
 	}
 }
