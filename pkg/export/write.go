@@ -2,6 +2,7 @@ package export
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -42,7 +43,8 @@ func Write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 }
 
 // writeTo is Write; wb, when not nil, is the local file behind w, made durable as it is
-// written and synced before writeTo returns.
+// written and synced before writeTo returns (its background fsync has stopped, whatever
+// the outcome).
 func writeTo(w io.Writer, wb *writeBehind, snap fold.Reader, meta Meta) (Summary, error) {
 	pool := newBufPool(2*maxExportWorkers*chunkFrames + 8)
 	pw := newPipeWriter(w, pool, wb, 3)
@@ -50,8 +52,12 @@ func writeTo(w io.Writer, wb *writeBehind, snap fold.Reader, meta Meta) (Summary
 	if cerr := pw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write export: %w", cerr)
 	}
-	if err == nil && wb != nil {
-		err = wb.sync()
+	if wb != nil {
+		if err == nil {
+			err = wb.sync()
+		} else if serr := wb.stop(); serr != nil {
+			err = errors.Join(err, serr)
+		}
 	}
 	if err != nil {
 		return Summary{}, err

@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,5 +44,55 @@ func TestWriteBehindFile(t *testing.T) {
 	}
 	if vs.Bytes != sum.Bytes || vs.Checksum != sum.Checksum || vs.Header.Count() != 60000 {
 		t.Fatalf("file verifies as %+v, the writer reported %+v", vs, sum)
+	}
+}
+
+// Every syncBehindBytes written, the file is fsynced in the background, one fsync at a
+// time; sync waits for it before its own.
+func TestWriteBehindSyncsInBackground(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "export"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wb := &writeBehind{f: f}
+	chunk := make([]byte, 1<<20)
+	for range 2*syncBehindBytes/len(chunk) + 1 {
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.wrote(len(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wb.synced < syncBehindBytes {
+		t.Fatalf("after %d bytes, the last background fsync started at %d", wb.off, wb.synced)
+	}
+	if err := wb.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if wb.busy {
+		t.Fatal("a background fsync still runs after sync")
+	}
+}
+
+// A failed background fsync fails the upload: the next write reports it, and so does
+// sync (a later fsync may succeed although the data was lost).
+func TestWriteBehindBackgroundSyncError(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "export"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // every fsync fails
+	wb := &writeBehind{f: f}
+	werr := wb.wrote(syncBehindBytes)
+	if !wb.busy && werr == nil {
+		t.Fatal("no background fsync started")
+	}
+	if err := wb.sync(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("sync after a failed background fsync: %v, want %v", err, os.ErrClosed)
+	}
+	if err := wb.wrote(1); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("write after a failed background fsync: %v, want %v", err, os.ErrClosed)
 	}
 }
