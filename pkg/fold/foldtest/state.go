@@ -121,3 +121,24 @@ func testManyKeys(t *testing.T, open OpenFunc) {
 		t.Fatalf("Get = %+v %v %v", e, ok, err)
 	}
 }
+
+// testLargeBatches applies batches of hundreds to thousands of mutations over a few
+// hundred keys, so most replace what earlier batches wrote and many repeat a key within
+// the batch: the counts stay exact however a store reads what a batch replaces.
+func testLargeBatches(t *testing.T, open OpenFunc) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var muts []fold.Mutation
+	for _, b := range RandomLog(rng, 20000, 300, 64, 25) {
+		muts = append(muts, b.Muts...)
+	}
+	s := openT(t, open, t.TempDir())
+	m := NewModel()
+	for i := 0; len(muts) > 0; i++ {
+		size := min([]int{257, 1000, 3000}[i%3], len(muts))
+		b := Batch{Muts: muts[:size], State: fold.State{Cursor: muts[size-1].Revision}}
+		muts = muts[size:]
+		m.Apply(b)
+		mustApply(t, s, b)
+		RequireEqual(t, s, m)
+	}
+}

@@ -54,6 +54,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, hooks ...Hooks) {
 		{"InvalidMutation", testInvalidMutation},
 		{"ReopenEquality", testReopenEquality},
 		{"PureFunctionOfLog", testPureFunction},
+		{"LargeBatches", testLargeBatches},
 		{"LargeValues", testLargeValues},
 		{"ManyKeys", testManyKeys},
 		{"SnapshotIsolation", testSnapshotIsolation},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/foldtest"
 )
 
@@ -171,4 +172,56 @@ func peakRSSMiB(b *testing.B) float64 {
 	}
 	b.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// BenchmarkApplyReplacing: batches of 1,000 puts to existing keys of a 1M-key fold
+// (SLIPSTREAM_BENCH_KEYS), each run on the fold reopened (cold block cache): what a
+// seeded node's tail or a restart's delta costs. Reports the time per batch with the
+// replaced entries read ahead in parallel (readPriors) and, as the baseline in the same
+// run, read one by one, alternating.
+func BenchmarkApplyReplacing(b *testing.B) {
+	n := foldtest.BenchKeys(1_000_000)
+	dir := b.TempDir()
+	s, err := Open(dir, Options{Sync: SyncNone, Logger: silent{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	foldtest.Fill(b, s, n, 256, 1000)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	defer func(old int) { parallelPriors = old }(parallelPriors)
+	rng := rand.New(rand.NewPCG(3, 4))
+	val := make([]byte, 256)
+	rev := uint64(n)
+	var took [2]time.Duration // parallel, one by one
+	batches := 0
+	b.ResetTimer()
+	for i := range 2 * b.N {
+		mode := i % 2
+		parallelPriors = []int{256, 1 << 30}[mode]
+		s, err := Open(dir, Options{Sync: SyncNone, Logger: silent{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 10 {
+			muts := make([]fold.Mutation, 1000)
+			for j := range muts {
+				rev++
+				muts[j] = fold.Mutation{Op: fold.MutPut, Key: foldtest.BenchKey(rng.IntN(n)), Value: val, Revision: rev}
+			}
+			t0 := time.Now()
+			if err := s.Apply(muts, fold.State{Cursor: rev}); err != nil {
+				b.Fatal(err)
+			}
+			took[mode] += time.Since(t0)
+			batches += mode
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(took[0].Microseconds())/1e3/float64(batches), "parallel_ms/batch")
+	b.ReportMetric(float64(took[1].Microseconds())/1e3/float64(batches), "sequential_ms/batch")
+	b.ReportMetric(float64(took[0])/float64(took[1]), "x_sequential")
 }

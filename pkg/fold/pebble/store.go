@@ -33,6 +33,7 @@ type Store struct {
 
 	mu      sync.Mutex       // serialises Apply
 	inBatch map[string]prior // Apply's: what each key of the batch holds so far
+	priors  []prior          // Apply's: the entries a large batch replaces (readPriors)
 	keyBuf  []byte           // Apply's: the prefixed key being written
 	snapsMu sync.Mutex       // guards snaps (not mu: taking a snapshot never waits for Apply)
 	snaps   map[*Snapshot]struct{}
