@@ -3,6 +3,8 @@ package export
 import (
 	"io"
 	"sync"
+
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
 )
 
 // frameBufCap is the capacity of a frame buffer: a full records frame and its overhead.
@@ -44,7 +46,7 @@ func (p bufPool) put(b []byte) {
 type pipeWriter struct {
 	w    io.Writer
 	pool bufPool
-	wb   *writeBehind // nil unless the destination is a local file
+	wb   *storekit.WriteBehind // nil unless the destination is a local file
 	full chan []byte
 	done chan struct{}
 
@@ -52,7 +54,7 @@ type pipeWriter struct {
 	err error
 }
 
-func newPipeWriter(w io.Writer, pool bufPool, wb *writeBehind, depth int) *pipeWriter {
+func newPipeWriter(w io.Writer, pool bufPool, wb *storekit.WriteBehind, depth int) *pipeWriter {
 	p := &pipeWriter{w: w, pool: pool, wb: wb, full: make(chan []byte, depth), done: make(chan struct{})}
 	go p.run()
 	return p
@@ -64,7 +66,7 @@ func (p *pipeWriter) run() {
 		if p.failed() == nil {
 			_, err := p.w.Write(b)
 			if err == nil && p.wb != nil {
-				err = p.wb.wrote(len(b))
+				err = p.wb.Wrote(len(b))
 			}
 			if err != nil {
 				p.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
 )
 
 // ContentType of export objects.
@@ -41,11 +42,11 @@ func (l *Location) uploadKey(ctx context.Context, key string, snap fold.Reader, 
 	defer cancel()
 	// A local file (file://) is made durable before it is renamed into place: fileblob
 	// itself never fsyncs, so a crash could otherwise publish a torn object.
-	var wb *writeBehind
+	var wb *storekit.WriteBehind
 	opts := &blob.WriterOptions{IfNotExist: true, ContentType: ContentType, BeforeWrite: func(as func(any) bool) error {
 		var f *os.File
 		if as(&f) && f != nil {
-			wb = &writeBehind{f: f}
+			wb = storekit.NewWriteBehind(f, 0)
 		}
 		return nil
 	}}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -45,7 +46,7 @@ func Write(w io.Writer, snap fold.Reader, meta Meta) (Summary, error) {
 // writeTo is Write; wb, when not nil, is the local file behind w, made durable as it is
 // written and synced before writeTo returns (its background fsync has stopped, whatever
 // the outcome).
-func writeTo(w io.Writer, wb *writeBehind, snap fold.Reader, meta Meta) (Summary, error) {
+func writeTo(w io.Writer, wb *storekit.WriteBehind, snap fold.Reader, meta Meta) (Summary, error) {
 	pool := newBufPool(2*maxExportWorkers*chunkFrames + 8)
 	pw := newPipeWriter(w, pool, wb, 3)
 	sum, err := write(pw, pool, snap, meta)
@@ -54,8 +55,8 @@ func writeTo(w io.Writer, wb *writeBehind, snap fold.Reader, meta Meta) (Summary
 	}
 	if wb != nil {
 		if err == nil {
-			err = wb.sync()
-		} else if serr := wb.stop(); serr != nil {
+			err = wb.Sync()
+		} else if serr := wb.Stop(); serr != nil {
 			err = errors.Join(err, serr)
 		}
 	}

@@ -18,18 +18,6 @@ var ErrNotEmpty = storekit.ErrNotEmpty
 // bulkWriteBytes is the size of the log writes of BulkLoad.
 const bulkWriteBytes = 1 << 20
 
-// bulkWritebackBytes: each time BulkLoad has written this much more of the log, the
-// kernel is asked to start writing it back (storekit.StartWriteback), so the disk works while the
-// load goes on and the fsync at its end waits only for the tail, not the whole log.
-const bulkWritebackBytes = 8 << 20
-
-// bulkSyncBytes: each time BulkLoad has written this much more of the log, it is fsynced
-// from a goroutine (one fsync at a time) while the load goes on. Writing back does not make
-// data durable: a virtual disk's cache (or a drive's) is flushed only by an fsync, which
-// then pays for all that was written since the last one (about a second per GB on the
-// benchmark machine) however much was written back before.
-const bulkSyncBytes = 32 << 20
-
 // arenaBlock is the size of the blocks entryArena carves entries from.
 const arenaBlock = 64 << 10
 
@@ -229,9 +217,9 @@ func (tf *treeFeeder) close() *tree {
 	return tf.t
 }
 
-// logWriter writes buffers at increasing offsets of the log from a goroutine, starting
-// their writeback every bulkWritebackBytes and an fsync in the background every
-// bulkSyncBytes; a failed write or fsync fails the load (close returns it).
+// logWriter writes buffers at increasing offsets of the log from a goroutine, made
+// durable behind the writes (storekit.WriteBehind); a failed write or fsync fails the
+// load (close returns it).
 type logWriter struct {
 	buf  []byte
 	full chan []byte
@@ -253,38 +241,21 @@ func newLogWriter(s *Store, off int64) *logWriter {
 	lw.buf = make([]byte, 0, bulkWriteBytes+64<<10)
 	go func() {
 		defer close(lw.done)
-		started, synced := off, off
-		// The result of the fsync running in the background, if one is (syncing).
-		syncDone, syncing := make(chan error, 1), false
+		// The log is made durable as it is written (writeback, background fsyncs), so the
+		// fsync at the end of the load waits only for the tail.
+		wb := storekit.NewWriteBehind(s.f, off)
 		for b := range lw.full {
 			if lw.err == nil {
 				if _, err := lw.f.WriteAt(b, lw.off); err != nil {
 					lw.fail("write", err)
 				} else {
 					lw.off += int64(len(b))
-				}
-				if lw.off-started >= bulkWritebackBytes {
-					storekit.StartWriteback(s.f, started, lw.off-started)
-					started = lw.off
-				}
-				if syncing {
-					select {
-					case err := <-syncDone:
-						syncing = false
-						lw.fail("sync", err)
-					default:
-					}
-				}
-				if !syncing && lw.off-synced >= bulkSyncBytes {
-					syncing, synced = true, lw.off
-					go func() { syncDone <- s.f.Sync() }()
+					lw.fail("sync", wb.Wrote(len(b)))
 				}
 			}
 			lw.free <- b[:0]
 		}
-		if syncing {
-			lw.fail("sync", <-syncDone)
-		}
+		lw.fail("sync", wb.Stop())
 	}()
 	return lw
 }

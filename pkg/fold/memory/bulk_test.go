@@ -73,10 +73,10 @@ func TestBulkLoadCrash(t *testing.T) {
 	}
 }
 
-// A load of several bulkSyncBytes (its log fsynced in the background as it is written,
+// A load of several storekit.SyncBehindBytes (its log fsynced in the background as it is written,
 // writes and fsyncs overlapping) reopens with every entry and the cursor.
 func TestBulkLoadSyncsBehind(t *testing.T) {
-	const n, valueLen = 2*bulkSyncBytes/1024 + 100, 1000
+	const n, valueLen = 2*storekit.SyncBehindBytes/1024 + 100, 1000
 	dir := t.TempDir()
 	s := bulkOpen(t, dir)
 	entries := func(yield func(fold.Entry, error) bool) {
@@ -91,7 +91,7 @@ func TestBulkLoadSyncsBehind(t *testing.T) {
 	if err := s.BulkLoad("", entries, fold.State{Cursor: n}); err != nil {
 		t.Fatal(err)
 	}
-	if size := s.size.Load(); size < 2*bulkSyncBytes {
+	if size := s.size.Load(); size < 2*storekit.SyncBehindBytes {
 		t.Fatalf("log of %d bytes: the background fsync was not exercised", size)
 	}
 	if err := s.Close(); err != nil {
