@@ -82,7 +82,7 @@ var areas = []area{
 			"values and revisions (the benchmark checks that the resume accepts it and applies nothing), " +
 			"which is the state a catch-up reaches without paying for one. The last row is " +
 			"`BenchmarkRestart`: a 1M-key and a 100k-key fold, both caught up through NATS, restarted " +
-			"alternately in one process (mean of its restarts). The job's peak RSS holds the in-process " +
+			"alternately in one process, five times each (medians). The job's peak RSS holds the in-process " +
 			"nats-server with the whole bucket as well as the fold or the naive map.",
 		Plot: true,
 		Rows: []row{
