@@ -47,7 +47,7 @@ var plan = []job{
 	{ID: "read-idle-1m", Pkg: "./test/agent", Bench: "^BenchmarkReadAPI$", Keys: 1_000_000, QuickKeys: 20_000, Env: benchSeconds, QuickEnv: quickSeconds},
 	{ID: "get-1m", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkGetP99$", Benchtime: "200000x", QuickBenchtime: "20000x", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "export-1m", Pkg: "./pkg/export", Bench: "^Benchmark(ExportFile|Import)$", Keys: 1_000_000, QuickKeys: 50_000},
-	{ID: "bootstrap-1m", Pkg: "./pkg/export", Bench: "^BenchmarkBootstrap$", Keys: 1_000_000, QuickKeys: 50_000},
+	{ID: "bootstrap-1m", Pkg: "./pkg/export", Bench: "^BenchmarkBootstrap$", Benchtime: "3x", QuickBenchtime: "1x", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "rss-pebble-5m", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkPeakRSS$", Keys: 5_000_000, QuickKeys: 200_000, KeysEnv: "SLIPSTREAM_RSS_KEYS"},
 	{ID: "memory-overhead-1m", Pkg: "./pkg/fold/memory", Bench: "^BenchmarkMemoryOverhead$", Keys: 1_000_000, QuickKeys: 50_000},
 	// Micro-benchmarks: b.N scales with -benchtime.
