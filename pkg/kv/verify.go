@@ -79,8 +79,9 @@ type verifyState struct {
 	dNew     uint64
 	overflow bool
 	rounds   int
-	// unresolved are the keys of D not looked up yet (frozen fold only).
-	unresolved []string
+	done     <-chan struct{} // the watch's end
+	// res looks up the keys of D of a frozen fold as they come (until resolve).
+	res *resolver
 }
 
 // track adds key to D.
@@ -94,8 +95,10 @@ func (v *verifyState) track(key string) error {
 	}
 	v.d[key] = struct{}{}
 	if v.frozen {
-		v.unresolved = append(v.unresolved, key)
-		return nil
+		if v.res == nil {
+			v.res = newResolver(v.fold, v.done)
+		}
+		return v.res.add(key)
 	}
 	return v.lookup(key)
 }
@@ -112,40 +115,98 @@ func (v *verifyState) lookup(key string) error {
 	return nil
 }
 
-// resolve looks up the unresolved keys of a frozen fold with parallel lookups (a fold
-// read from disk spends most of a lookup loading a block, which several cores do side
-// by side), adding the keys the fold does not hold to dNew.
+// resolve waits for the lookups of a frozen fold's keys and adds the keys the fold does
+// not hold to dNew.
 func (v *verifyState) resolve() error {
-	keys := v.unresolved
-	v.unresolved = nil
-	if len(keys) == 0 {
+	r := v.res
+	if r == nil {
 		return nil
 	}
-	var next, missing atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, min(holdsWorkers, len(keys)))
-	for i := range errs {
-		wg.Go(func() {
+	v.res = nil
+	missing, err := r.finish()
+	v.dNew += missing
+	return err
+}
+
+// resolver looks keys of a frozen fold up with holdsWorkers goroutines as they are
+// tracked: the lookups overlap the delivery of the rest of the delta and each other (a
+// fold read from disk spends most of a lookup loading a block, which several cores do
+// side by side).
+type resolver struct {
+	keys    chan string
+	done    <-chan struct{}
+	wg      sync.WaitGroup
+	missing atomic.Int64
+	mu      sync.Mutex
+	err     error // the first lookup error; later keys are not looked up
+}
+
+func newResolver(f FoldState, done <-chan struct{}) *resolver {
+	r := &resolver{keys: make(chan string, 1024), done: done}
+	for range holdsWorkers {
+		r.wg.Go(func() {
 			for {
-				j := int(next.Add(1) - 1)
-				if j >= len(keys) {
+				var key string
+				var ok bool
+				select {
+				case key, ok = <-r.keys:
+				case <-done:
 					return
 				}
-				held, err := v.fold.Holds(keys[j])
-				if err != nil {
-					errs[i] = fmt.Errorf("verify resume: fold lookup of key %q: %w", keys[j], err)
-					next.Store(int64(len(keys))) // stop the others
+				if !ok {
 					return
 				}
-				if !held {
-					missing.Add(1)
-				}
+				r.lookup(f, key)
 			}
 		})
 	}
-	wg.Wait()
-	v.dNew += uint64(missing.Load())
-	return errors.Join(errs...)
+	return r
+}
+
+func (r *resolver) lookup(f FoldState, key string) {
+	r.mu.Lock()
+	failed := r.err != nil
+	r.mu.Unlock()
+	if failed {
+		return
+	}
+	held, err := f.Holds(key)
+	if err != nil {
+		r.mu.Lock()
+		if r.err == nil {
+			r.err = fmt.Errorf("verify resume: fold lookup of key %q: %w", key, err)
+		}
+		r.mu.Unlock()
+		return
+	}
+	if !held {
+		r.missing.Add(1)
+	}
+}
+
+// add queues key for a lookup (errStopped once the watch ended).
+func (r *resolver) add(key string) error {
+	select {
+	case r.keys <- key:
+		return nil
+	case <-r.done:
+		return errStopped
+	}
+}
+
+// finish waits for the lookups of the keys added and returns how many the fold does not
+// hold, or the first lookup error.
+func (r *resolver) finish() (uint64, error) {
+	close(r.keys)
+	r.wg.Wait()
+	select {
+	case <-r.done:
+		return 0, errStopped // the workers may have left keys unread
+	default:
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return uint64(r.missing.Load()), r.err
 }
 
 // startResume captures the target L and prepares the delta from cursor+1: direct gets
@@ -156,7 +217,8 @@ func (w *Watcher) startResume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: fold count: %w", op, err)
 	}
-	w.st.verify = verifyState{fold: w.opts.Fold, frozen: w.opts.FoldFrozen, cursor: w.opts.Cursor, count: count, d: make(map[string]struct{})}
+	w.st.verify = verifyState{fold: w.opts.Fold, frozen: w.opts.FoldFrozen, cursor: w.opts.Cursor, count: count,
+		d: make(map[string]struct{}), done: w.ctx.Done()}
 	w.st.phase = phaseVerify
 	w.st.lastSeq = w.opts.Cursor
 	w.st.fetched = w.opts.Cursor
