@@ -130,15 +130,9 @@ func BenchmarkPeakRSS(b *testing.B) {
 	}
 	for range b.N {
 		dir := b.TempDir()
-		s, err := Open(dir, Options{Sync: SyncNone, Logger: silent{}})
+		fillClosed(b, dir, n)
+		s, err := Open(dir, Options{Logger: silent{}})
 		if err != nil {
-			b.Fatal(err)
-		}
-		foldtest.Fill(b, s, n, 256, 1000)
-		if err := s.Close(); err != nil {
-			b.Fatal(err)
-		}
-		if s, err = Open(dir, Options{Logger: silent{}}); err != nil {
 			b.Fatal(err)
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -153,6 +147,20 @@ func BenchmarkPeakRSS(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "keys")
 	b.ReportMetric(peakRSSMiB(b), "peak_rss_MiB")
+}
+
+// fillClosed folds n keys of 256 bytes into a new store in dir, in 1k-key batches, and
+// closes it.
+func fillClosed(b *testing.B, dir string, n int) {
+	b.Helper()
+	s, err := Open(dir, Options{Sync: SyncNone, Logger: silent{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	foldtest.Fill(b, s, n, 256, 1000)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // peakRSSMiB reads VmHWM from /proc/self/status.
@@ -182,14 +190,7 @@ func peakRSSMiB(b *testing.B) float64 {
 func BenchmarkApplyReplacing(b *testing.B) {
 	n := foldtest.BenchKeys(1_000_000)
 	dir := b.TempDir()
-	s, err := Open(dir, Options{Sync: SyncNone, Logger: silent{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	foldtest.Fill(b, s, n, 256, 1000)
-	if err := s.Close(); err != nil {
-		b.Fatal(err)
-	}
+	fillClosed(b, dir, n)
 	defer func(old int) { parallelPriors = old }(parallelPriors)
 	rng := rand.New(rand.NewPCG(3, 4))
 	val := make([]byte, 256)
