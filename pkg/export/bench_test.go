@@ -81,7 +81,7 @@ func buildBenchFixture(n int) error {
 		for j := range val {
 			val[j] = byte(i*31 + j)
 		}
-		batch = append(batch, fold.Mutation{Op: fold.MutPut, Key: fmt.Sprintf("k.%09d", i), Value: append([]byte(nil), val...), Revision: uint64(i + 1), Fresh: true})
+		batch = append(batch, fold.Mutation{Op: fold.MutPut, Key: fmt.Sprintf("k.%09d", i), Value: append([]byte(nil), val...), Revision: uint64(i + 1), Prior: fold.Absent})
 		if len(batch) == cap(batch) || i == n-1 {
 			if err := st.Apply(batch, fold.State{Cursor: uint64(i + 1)}); err != nil {
 				return err

@@ -2,6 +2,7 @@ package fold
 
 import (
 	"iter"
+	"sync"
 
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
@@ -34,4 +35,36 @@ func (f foldState) Keys() iter.Seq2[kv.KeyState, error] {
 			}
 		}
 	}
+}
+
+// recordingState is the FoldState of a verified resume (VerifyResume): it remembers what
+// each lookup found, and the loop hands that to the store with the key's first mutation
+// (Mutation.Prior), so a store that reads what it replaces does not read the delta's
+// entries a second time. Holds is called from several goroutines.
+type recordingState struct {
+	foldState
+	mu     sync.Mutex
+	priors map[string]Prior // nil once stopped
+}
+
+func (f *recordingState) Holds(key string) (bool, error) {
+	e, ok, err := f.r.Lookup(key)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	if f.priors != nil {
+		f.priors[key] = priorOf(e, ok)
+	}
+	f.mu.Unlock()
+	return ok, nil
+}
+
+// stop ends the recording and returns what was recorded.
+func (f *recordingState) stop() map[string]Prior {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.priors
+	f.priors = nil
+	return p
 }

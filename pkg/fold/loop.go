@@ -188,7 +188,7 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 		opts.Cursor = st.Cursor
 		opts.Fold = FoldState(s)
 	}
-	w, delta, err := l.resume.take(st)
+	w, delta, priors, err := l.resume.take(st)
 	l.resume = nil
 	if err != nil {
 		l.log.Warn("not continuing the verified resume handed over", "error", err)
@@ -203,7 +203,7 @@ func (l *Loop) runOnce(ctx context.Context) (progressed bool, err error) {
 	// The initial state sync of an empty store delivers every key once, before OpSynced:
 	// its puts are fresh inserts, which lets a store skip reading what they replace.
 	fresh := st.Cursor == 0 && held == 0 && !st.Resyncing
-	b := &batcher{loop: l, store: s, diff: diff, fresh: fresh}
+	b := &batcher{loop: l, store: s, diff: diff, fresh: fresh, priors: priors}
 	progressed, err = b.run(ctx, w, delta)
 	if err != nil {
 		return progressed, err
@@ -259,6 +259,9 @@ type batcher struct {
 	store Store
 	diff  *resync // the resync in progress (until its synced batch is handed off)
 	fresh bool    // keys before OpSynced are new to the store
+	// priors: what the store held for the keys a verified resume looked up (Resume), for
+	// their first mutations, until OpSynced.
+	priors map[string]Prior
 
 	cur    *batch      // the batch being filled
 	free   chan *batch // batches ready to fill (two in all)
@@ -360,6 +363,7 @@ func (b *batcher) handOff() error {
 		bt.diff = b.diff
 		b.diff = nil
 		b.fresh = false
+		b.priors = nil
 	}
 	select {
 	case b.work <- bt:
@@ -405,6 +409,7 @@ func (b *batcher) add(u kv.Update) bool {
 		bt.synced = true
 		return true
 	case kv.OpForget:
+		delete(b.priors, u.Key)
 		bt.muts = append(bt.muts, Mutation{Op: MutForget, Key: u.Key})
 		return false
 	}
@@ -423,11 +428,25 @@ func (b *batcher) add(u kv.Update) bool {
 	}
 	bt.updates = append(bt.updates, u)
 	if u.Op == kv.OpPut {
-		bt.muts = append(bt.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision, Fresh: b.fresh})
+		bt.muts = append(bt.muts, Mutation{Op: MutPut, Key: u.Key, Value: u.Value, Revision: u.Revision, Prior: b.prior(u.Key)})
 	} else {
-		bt.muts = append(bt.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision, Fresh: b.fresh})
+		bt.muts = append(bt.muts, Mutation{Op: MutDelete, Key: u.Key, Revision: u.Revision, Prior: b.prior(u.Key)})
 	}
 	return false
+}
+
+// prior is what the store holds for key before the mutation being added, when the
+// batcher knows it: nothing during the state sync of an empty store, or what a verified
+// resume found, for the key's first mutation only.
+func (b *batcher) prior(key string) Prior {
+	if b.fresh {
+		return Absent
+	}
+	p, ok := b.priors[key]
+	if ok {
+		delete(b.priors, key)
+	}
+	return p
 }
 
 // flush runs the hook, applies the batch and its cursor atomically, then notifies. It

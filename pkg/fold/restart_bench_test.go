@@ -141,14 +141,14 @@ func checkRevisions(b *testing.B, bucket *kv.Bucket, n int) {
 }
 
 // fillLikeBucket writes Key(i) = Value(i) at revision i+1 for every i < n into an empty
-// store in 1,000-key batches, as a first state sync would (Fresh puts), cursor n.
+// store in 1,000-key batches, as a first state sync would (puts whose Prior is fold.Absent), cursor n.
 func fillLikeBucket(b *testing.B, s fold.Store, n int) {
 	b.Helper()
 	muts := make([]fold.Mutation, 0, 1000)
 	for i := 0; i < n; {
 		muts = muts[:0]
 		for ; len(muts) < cap(muts) && i < n; i++ {
-			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: benchdata.Key(i), Value: benchdata.Value(i), Revision: uint64(i + 1), Fresh: true})
+			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: benchdata.Key(i), Value: benchdata.Value(i), Revision: uint64(i + 1), Prior: fold.Absent})
 		}
 		if err := s.Apply(muts, fold.State{Cursor: uint64(i)}); err != nil {
 			b.Fatal(err)

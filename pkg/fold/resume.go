@@ -27,6 +27,8 @@ type Resume struct {
 	cursor uint64
 	delta  []kv.Update // the updates read, ending at or after OpSynced; nil without w
 	w      *kv.Watcher // nil when the delta was dropped
+	// priors: what the verification's lookups found for the delta's keys (with the delta).
+	priors map[string]Prior
 }
 
 // VerifyResume starts a verified watch of b within scope from s's cursor and reads it until
@@ -45,7 +47,8 @@ func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, ti
 		return &Resume{}, nil
 	}
 	op := fmt.Sprintf("verify resume from cursor %d", cursor)
-	w, err := b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: FoldState(s), FoldFrozen: true, Buffer: watchBuffer})
+	fs := &recordingState{foldState: foldState{s}, priors: map[string]Prior{}}
+	w, err := b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: fs, FoldFrozen: true, Buffer: watchBuffer})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -65,6 +68,7 @@ func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, ti
 			if size > maxResumeDelta {
 				// Too large to keep: read on for the verdict; the loop fetches it again.
 				keep, r.delta = false, nil
+				fs.stop()
 			}
 		}
 		if slices.ContainsFunc(ups, func(u kv.Update) bool { return u.Op == kv.OpSynced }) {
@@ -72,6 +76,7 @@ func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, ti
 				w.Stop()
 				r.w = nil
 			}
+			r.priors = fs.stop()
 			return r, nil
 		}
 		if rctx.Err() != nil {
@@ -103,18 +108,18 @@ func (r *Resume) Stop() {
 // take hands the watch and its delta to a loop whose store is at st; it returns a nil
 // watch (and stops the Resume) when the Resume carries none or was verified for another
 // state.
-func (r *Resume) take(st State) (*kv.Watcher, []kv.Update, error) {
+func (r *Resume) take(st State) (*kv.Watcher, []kv.Update, map[string]Prior, error) {
 	if r == nil || r.w == nil {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	w, delta := r.w, r.delta
-	r.w, r.delta = nil, nil
+	w, delta, priors := r.w, r.delta, r.priors
+	r.w, r.delta, r.priors = nil, nil, nil
 	if st.Resyncing || st.Cursor != r.cursor {
 		w.Stop()
-		return nil, nil, fmt.Errorf("%w: resume verified from cursor %d, the store is at %d (resyncing %v)",
+		return nil, nil, nil, fmt.Errorf("%w: resume verified from cursor %d, the store is at %d (resyncing %v)",
 			errStaleResume, r.cursor, st.Cursor, st.Resyncing)
 	}
-	return w, delta, nil
+	return w, delta, priors, nil
 }
 
 // errStaleResume: a Resume was offered for a store at another state (logged, then the loop

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
@@ -62,6 +63,53 @@ func TestResumeHandedToLoop(t *testing.T) {
 	}
 	if watches != 0 {
 		t.Fatalf("the loop started %d watches: the verified resume was not continued", watches)
+	}
+}
+
+// priorStore records the Prior of every mutation applied to the store it wraps.
+type priorStore struct {
+	fold.Store
+	mu     sync.Mutex
+	priors map[string][]fold.Prior
+}
+
+func (s *priorStore) Apply(muts []fold.Mutation, st fold.State) error {
+	s.mu.Lock()
+	for _, m := range muts {
+		s.priors[m.Key] = append(s.priors[m.Key], m.Prior)
+	}
+	s.mu.Unlock()
+	return s.Store.Apply(muts, st)
+}
+
+// What the verification's lookups found reaches the store with each delta key's first
+// mutation (Mutation.Prior), so a store need not read those entries again; later
+// mutations, and keys after the delta, carry none.
+func TestResumePriorsReachTheStore(t *testing.T) {
+	f, inner := resumeFixture(t)
+	r, err := fold.VerifyResume(context.Background(), f.bucket, kv.All(), inner, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &priorStore{Store: inner, priors: map[string][]fold.Prior{}}
+	f.put("k00", "2") // after the verified delta: k00's second mutation knows nothing
+	runResumed(t, f, store, r)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	for i := range 10 {
+		rewritten, added := fmt.Sprintf("k%02d", i), fmt.Sprintf("new%02d", i)
+		if got, want := store.priors[rewritten][0], (fold.Prior{Known: true, Exists: true, Live: true, ValueLen: 1}); got != want {
+			t.Errorf("first mutation of %s: prior %+v, want %+v", rewritten, got, want)
+		}
+		if got := store.priors[added][0]; got != fold.Absent {
+			t.Errorf("first mutation of %s: prior %+v, want fold.Absent", added, got)
+		}
+	}
+	if ps := store.priors["k00"]; len(ps) != 2 || ps[1].Known {
+		t.Errorf("k00's mutations carried priors %+v, want a known one then an unknown one", ps)
+	}
+	if ps := store.priors["live"]; len(ps) != 1 || ps[0].Known {
+		t.Errorf("the live key's mutation carried priors %+v, want one unknown", ps)
 	}
 }
 

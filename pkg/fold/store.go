@@ -24,10 +24,31 @@ type Mutation struct {
 	Key      string
 	Value    []byte
 	Revision uint64
-	// Fresh is a promise that the store holds nothing for Key before this batch (the
-	// initial state sync of an empty store delivers every key once). A store may then skip
-	// reading the entry it would replace; a false promise corrupts the store's counts.
-	Fresh bool
+	// Prior, when Known, is a promise of what the store holds for Key before this batch,
+	// so that a store which reads the entry it replaces (to keep its counts exact) may skip
+	// the read: the initial state sync of an empty store delivers every key once (Absent),
+	// and a verified resume has just looked up the keys of its delta (VerifyResume). A
+	// false promise corrupts the store's counts.
+	Prior Prior
+}
+
+// Prior is what a store holds for a key, as far as its counts are concerned.
+type Prior struct {
+	Known    bool // the fields below are a promise (Mutation.Prior); false: unknown
+	Exists   bool // live or a tombstone
+	Live     bool
+	ValueLen int // of a live entry
+}
+
+// Absent is the Prior of a key the store does not hold.
+var Absent = Prior{Known: true}
+
+// priorOf is the Prior of e, found (ok) or not.
+func priorOf(e Entry, ok bool) Prior {
+	if !ok {
+		return Absent
+	}
+	return Prior{Known: true, Exists: true, Live: e.Live, ValueLen: len(e.Value)}
 }
 
 // State is what a store persists atomically with every batch.

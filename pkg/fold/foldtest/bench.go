@@ -36,11 +36,14 @@ func Fill(tb testing.TB, s fold.Store, n, valueLen, batch int) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fresh := st.Live+st.Tombstones == 0
+	var prior fold.Prior
+	if st.Live+st.Tombstones == 0 {
+		prior = fold.Absent
+	}
 	for i := 0; i < n; {
 		muts = muts[:0]
 		for ; len(muts) < batch && i < n; i++ {
-			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: BenchKey(i), Value: val, Revision: uint64(i + 1), Fresh: fresh})
+			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: BenchKey(i), Value: val, Revision: uint64(i + 1), Prior: prior})
 		}
 		if err := s.Apply(muts, fold.State{Cursor: uint64(i)}); err != nil {
 			tb.Fatal(err)

@@ -56,7 +56,7 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	// the store's, reused: no map growth per batch.
 	inBatch := s.inBatch
 	defer clear(inBatch)
-	var read []prior // read ahead for a large batch (readPriors)
+	var read []fold.Prior // read ahead for a large batch (readPriors)
 	if !blind && len(muts) >= parallelPriors {
 		var err error
 		if read, err = s.readPriors(muts); err != nil {
@@ -67,13 +67,16 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 	defer func() { s.keyBuf = k[:0] }()
 	for i, mu := range muts {
 		k = append(append(k[:0], prefixEntry), mu.Key...)
-		var p prior
+		var p fold.Prior
 		if !blind {
 			var ok bool
-			if p, ok = inBatch[mu.Key]; !ok && !mu.Fresh {
-				if read != nil {
+			if p, ok = inBatch[mu.Key]; !ok {
+				switch {
+				case mu.Prior.Known:
+					p = mu.Prior
+				case read != nil:
 					p = read[i]
-				} else {
+				default:
 					var err error
 					if p, err = s.prior(k); err != nil {
 						return fmt.Errorf("apply: %w", err)
@@ -81,22 +84,22 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 				}
 			}
 		}
-		if p.exists {
-			m.c.remove(len(mu.Key), p.valueLen, p.live)
+		if p.Exists {
+			m.c.remove(len(mu.Key), p.ValueLen, p.Live)
 		}
 		var err error
 		switch mu.Op {
 		case fold.MutPut:
 			err = setEntry(b, k, mu.Revision, true, mu.Value)
 			m.c.add(len(mu.Key), len(mu.Value), true)
-			p = prior{exists: true, live: true, valueLen: len(mu.Value)}
+			p = fold.Prior{Exists: true, Live: true, ValueLen: len(mu.Value)}
 		case fold.MutDelete:
 			err = setEntry(b, k, mu.Revision, false, nil)
 			m.c.add(len(mu.Key), 0, false)
-			p = prior{exists: true}
+			p = fold.Prior{Exists: true}
 		case fold.MutForget:
 			err = b.Delete(k, nil)
-			p = prior{}
+			p = fold.Prior{}
 		}
 		if err != nil {
 			return wrapErr("apply", err)
@@ -182,11 +185,6 @@ func recount(b *pebble.Batch) (counts, error) {
 }
 
 // prior is what a key holds before a mutation.
-type prior struct {
-	exists, live bool
-	valueLen     int
-}
-
 // Apply reads what the mutations of a batch of at least parallelPriors replace with
 // priorWorkers goroutines before it builds the batch: a catch-up batch or a seeded fold's
 // tail replaces thousands of entries, and a read that misses the block cache spends most
@@ -195,10 +193,10 @@ var parallelPriors = 256 // a variable for BenchmarkApplyReplacing's baseline
 
 const priorWorkers = 4
 
-// readPriors returns, for each mutation that is not Fresh, the entry stored for its key
+// readPriors returns, for each mutation whose Prior is not Known, the entry stored for its key
 // (s.priors, reused; a key repeated in the batch is read each time, and Apply uses the
 // first). Called with s.mu held, so nothing writes meanwhile.
-func (s *Store) readPriors(muts []fold.Mutation) ([]prior, error) {
+func (s *Store) readPriors(muts []fold.Mutation) ([]fold.Prior, error) {
 	read := slices.Grow(s.priors[:0], len(muts))[:len(muts)]
 	s.priors = read
 	var next atomic.Int64
@@ -212,8 +210,8 @@ func (s *Store) readPriors(muts []fold.Mutation) ([]prior, error) {
 				if i >= len(muts) {
 					return
 				}
-				if muts[i].Fresh {
-					read[i] = prior{}
+				if muts[i].Prior.Known {
+					read[i] = muts[i].Prior
 					continue
 				}
 				k = append(append(k[:0], prefixEntry), muts[i].Key...)
@@ -232,17 +230,17 @@ func (s *Store) readPriors(muts []fold.Mutation) ([]prior, error) {
 }
 
 // prior reads the stored entry for k (with its prefix) without copying the value.
-func (s *Store) prior(k []byte) (prior, error) {
+func (s *Store) prior(k []byte) (fold.Prior, error) {
 	raw, c, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return prior{}, nil
+		return fold.Absent, nil
 	}
 	if err != nil {
-		return prior{}, wrapErr("read replaced entry", err)
+		return fold.Prior{}, wrapErr("read replaced entry", err)
 	}
 	defer c.Close()
 	if err := checkValue(k[1:], raw); err != nil {
-		return prior{}, err
+		return fold.Prior{}, err
 	}
-	return prior{exists: true, live: raw[8]&flagLive != 0, valueLen: len(raw) - valueHeader}, nil
+	return fold.Prior{Known: true, Exists: true, Live: raw[8]&flagLive != 0, ValueLen: len(raw) - valueHeader}, nil
 }

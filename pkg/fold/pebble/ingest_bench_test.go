@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkIngest writes SLIPSTREAM_BENCH_KEYS (default 1M) keys of 256 bytes in 1,000-key
-// batches into an empty fold store (Apply, SyncNone, Fresh puts as in a first state sync)
+// batches into an empty fold store (Apply, SyncNone, puts whose Prior is fold.Absent, as in a first state sync)
 // and, as the baseline, into a raw Pebble database with the same cache and memtable sizes
 // (the store's defaults), one Batch.Commit(NoSync) per 1,000 keys. Reports both rates and
 // fold/raw.

@@ -31,11 +31,11 @@ type Store struct {
 	guard storekit.Guard
 	meta  atomic.Pointer[meta] // state and counts of the last Apply
 
-	mu      sync.Mutex       // serialises Apply
-	inBatch map[string]prior // Apply's: what each key of the batch holds so far
-	priors  []prior          // Apply's: the entries a large batch replaces (readPriors)
-	keyBuf  []byte           // Apply's: the prefixed key being written
-	snapsMu sync.Mutex       // guards snaps (not mu: taking a snapshot never waits for Apply)
+	mu      sync.Mutex            // serialises Apply
+	inBatch map[string]fold.Prior // Apply's: what each key of the batch holds so far
+	priors  []fold.Prior          // Apply's: the entries a large batch replaces (readPriors)
+	keyBuf  []byte                // Apply's: the prefixed key being written
+	snapsMu sync.Mutex            // guards snaps (not mu: taking a snapshot never waits for Apply)
 	snaps   map[*Snapshot]struct{}
 }
 
@@ -78,7 +78,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, wrapErr("open pebble fold store "+dir, err)
 	}
-	s := &Store{db: db, dir: dir, fs: fs, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]prior{}}
+	s := &Store{db: db, dir: dir, fs: fs, opts: opts, snaps: map[*Snapshot]struct{}{}, inBatch: map[string]fold.Prior{}}
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open pebble fold store %s: %w", dir, err)
