@@ -74,6 +74,16 @@ func (o Options) withDefaults() Options {
 // Bloom filters let point reads (Get, and Apply's read of the entry it replaces) skip the
 // tables that do not hold the key.
 //
+// Data blocks are 16 KiB (Pebble's default is 4 KiB). A scan (export, resync diff,
+// compaction) loads, checksums, decompresses and caches a block at a time, and with 4 KiB
+// blocks that per-block work was most of an export's CPU time: a 1M-key export ran at
+// about 250 MB/s, and at 16 KiB it runs at 310-400 MB/s (32 KiB: 430-530); building the
+// tables of an import gains as much. A point read that misses the cache loads the whole
+// block, yet random Gets on a 1M-key fold with the default cache showed no difference
+// between 4 and 16 KiB over three alternating runs (p50 10-15 us, p99 45-54 us both),
+// while 32 KiB made them slower (p50 15-18 us, p99 52-60 us). Tables written with other
+// block sizes stay readable.
+//
 // Compression is Pebble's "fastest" profile: MinLZ on amd64, Snappy on arm64 (where MinLZ
 // has no assembly). A Get that misses the block cache decompresses a data block, and MinLZ
 // does that about 3x faster than Snappy (CPU profile of BenchmarkGetP99 on amd64: 0.35 s
@@ -83,6 +93,7 @@ func setLevelOptions(levels []pebble.LevelOptions) {
 	for i := range levels {
 		levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		levels[i].FilterType = pebble.TableFilter
+		levels[i].BlockSize = 16 << 10
 		levels[i].Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
 	}
 }
