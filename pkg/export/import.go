@@ -28,6 +28,9 @@ type StageOptions struct {
 	BatchBytes   int
 	// NoBulk fills the staging store by Apply batches even when it is a BulkLoader.
 	NoBulk bool
+	// OnHeader, when set, is called with the export's header once it is read and matches
+	// Expect, before the records are staged (seeding starts its check with NATS there).
+	OnHeader func(Header)
 }
 
 const (
@@ -81,6 +84,9 @@ func Stage(ctx context.Context, src io.Reader, dir string, opts StageOptions) (*
 	rd, err := Open(src, opts.Expect)
 	if err != nil {
 		return nil, fmt.Errorf("stage export: %w", err)
+	}
+	if opts.OnHeader != nil {
+		opts.OnHeader(rd.Header())
 	}
 	st, err := opts.Open(dir)
 	if err != nil {

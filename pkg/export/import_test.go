@@ -180,3 +180,33 @@ func (s *stateSpy) Apply(m []fold.Mutation, st fold.State) error {
 	*s.last = st
 	return s.Store.Apply(m, st)
 }
+
+// OnHeader sees the header of an export that matches Expect, before staging, and is not
+// called for a foreign one.
+func TestStageOnHeader(t *testing.T) {
+	data, _ := writeExport(t, newSliceFold(9000, genEntries(50, 10)...), Meta{Bucket: "b", Scope: kv.Prefixes("k.")})
+	for _, c := range []struct {
+		bucket string
+		want   bool
+	}{{"b", true}, {"other", false}} {
+		var got []Header
+		st, err := Stage(context.Background(), bytes.NewReader(data), filepath.Join(t.TempDir(), "stage"), StageOptions{
+			Expect:   ExpectFold(c.bucket, kv.Prefixes("k.")),
+			Open:     openMemory,
+			OnHeader: func(h Header) { got = append(got, h) },
+		})
+		if c.want {
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = st.Discard()
+			if len(got) != 1 || got[0].Cursor != 9000 {
+				t.Errorf("OnHeader calls %+v, want one with cursor 9000", got)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrForeign) || len(got) != 0 {
+			t.Errorf("foreign export: err %v, OnHeader calls %+v; want ErrForeign and none", err, got)
+		}
+	}
+}

@@ -160,32 +160,34 @@ func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
 		return nil, err
 	}
 	defer r.Close()
-	staged, err := Stage(ctx, r, s.cfg.StagingDir, StageOptions{Expect: ExpectFold(s.cfg.Bucket, s.cfg.Scope), Open: s.cfg.Open})
+	// The check with NATS (a verified watch from the export's cursor) starts as soon as the
+	// header gives the cursor, so the server creates its consumer while the records are
+	// staged; it reads the staged store once staging is done. The loop continues that
+	// watch (staged.Resume), with the delta it delivered, instead of fetching and
+	// verifying the delta again.
+	var check *fold.PendingResume
+	opts := StageOptions{Expect: ExpectFold(s.cfg.Bucket, s.cfg.Scope), Open: s.cfg.Open}
+	if s.cfg.KV != nil {
+		opts.OnHeader = func(h Header) { check = fold.StartVerifyResume(ctx, s.cfg.KV, s.cfg.Scope, h.Cursor) }
+	}
+	staged, err := Stage(ctx, r, s.cfg.StagingDir, opts)
 	if err != nil {
+		check.Abort()
 		return nil, err
 	}
 	if staged.Summary.Header.Cursor != o.Cursor {
+		check.Abort()
 		err := fmt.Errorf("%w: object name says cursor %d, content %d", ErrForeign, o.Cursor, staged.Summary.Header.Cursor)
 		return nil, errors.Join(err, staged.Discard())
 	}
-	if s.cfg.KV != nil {
-		if err := s.checkResume(ctx, staged); err != nil {
-			return nil, errors.Join(err, staged.Discard())
+	if check != nil {
+		res, err := check.Finish(ctx, staged.Store, s.cfg.CheckTimeout)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("check resume: %w", err), staged.Discard())
 		}
+		staged.Resume = res
 	}
 	return staged, nil
-}
-
-// checkResume runs a verified watch from the staged export's cursor until it is verified
-// and keeps it in staged.Resume: the fold's loop continues it, with the delta it
-// delivered, instead of fetching and verifying the delta again.
-func (s *Seeder) checkResume(ctx context.Context, staged *Staged) error {
-	r, err := fold.VerifyResume(ctx, s.cfg.KV, s.cfg.Scope, staged.Store, s.cfg.CheckTimeout)
-	if err != nil {
-		return fmt.Errorf("check resume: %w", err)
-	}
-	staged.Resume = r
-	return nil
 }
 
 // Seed replaces the fold in cfg.Dir with the newest usable export and returns it, open.

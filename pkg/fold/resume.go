@@ -46,11 +46,75 @@ func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, ti
 	if cursor == 0 {
 		return &Resume{}, nil
 	}
-	op := fmt.Sprintf("verify resume from cursor %d", cursor)
 	fs := &recordingState{foldState: foldState{s}, priors: map[string]Prior{}}
 	w, err := b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: fs, FoldFrozen: true, Buffer: watchBuffer})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	return readResume(ctx, w, err, cursor, fs, timeout)
+}
+
+// PendingResume is VerifyResume started for a store that is still being built at a known
+// cursor, such as an export being staged: the watch captures the stream and creates its
+// consumer at once (tens of milliseconds of server work at a million keys), alongside the
+// building, and reads the store once Finish hands it over. Call Finish or Abort once.
+type PendingResume struct {
+	cursor  uint64
+	fs      *recordingState
+	ready   chan struct{} // closed by Finish once fs reads the store
+	started chan struct{} // closed once Watch returned w, err
+	w       *kv.Watcher
+	err     error
+}
+
+// StartVerifyResume starts VerifyResume for the store that will be at cursor; the watch
+// runs under ctx.
+func StartVerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, cursor uint64) *PendingResume {
+	p := &PendingResume{cursor: cursor, ready: make(chan struct{}), started: make(chan struct{}),
+		fs: &recordingState{priors: map[string]Prior{}}}
+	if cursor == 0 {
+		close(p.started)
+		return p
+	}
+	go func() {
+		defer close(p.started)
+		p.w, p.err = b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: p.fs, FoldFrozen: true, FoldReady: p.ready, Buffer: watchBuffer})
+	}()
+	return p
+}
+
+// Finish hands s, which must be at the cursor StartVerifyResume was given, to the watch
+// and reads it as VerifyResume does (same errors; a store at another cursor is an error
+// and stops the watch).
+func (p *PendingResume) Finish(ctx context.Context, s Store, timeout time.Duration) (*Resume, error) {
+	if got := s.State().Cursor; got != p.cursor {
+		p.Abort()
+		return nil, fmt.Errorf("verify resume from cursor %d: %w: the store is at cursor %d", p.cursor, errStaleResume, got)
+	}
+	if p.cursor == 0 {
+		return &Resume{}, nil
+	}
+	p.fs.r = s // read by the watch only after ready is closed
+	close(p.ready)
+	<-p.started
+	return readResume(ctx, p.w, p.err, p.cursor, p.fs, timeout)
+}
+
+// Abort stops the watch of a PendingResume that will not be finished (the store could not
+// be built). It waits for the watch's start, which ctx bounds. It is safe on nil.
+func (p *PendingResume) Abort() {
+	if p == nil {
+		return
+	}
+	<-p.started
+	if p.w != nil {
+		p.w.Stop()
+	}
+}
+
+// readResume reads the verified watch w (or Watch's error werr) until OpSynced, for at most
+// timeout, and returns the Resume (VerifyResume).
+func readResume(ctx context.Context, w *kv.Watcher, werr error, cursor uint64, fs *recordingState, timeout time.Duration) (*Resume, error) {
+	op := fmt.Sprintf("verify resume from cursor %d", cursor)
+	if werr != nil {
+		return nil, fmt.Errorf("%s: %w", op, werr)
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -83,7 +147,7 @@ func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, ti
 			break
 		}
 	}
-	err = w.Err()
+	err := w.Err()
 	w.Stop()
 	switch {
 	case err != nil:

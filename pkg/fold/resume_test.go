@@ -49,21 +49,53 @@ func runResumed(t *testing.T, f *fixture, store fold.Store, r *fold.Resume) (app
 	return applied, l.WatchesStarted()
 }
 
+// verifiers are the two ways to a verified Resume of a store: VerifyResume, and a
+// PendingResume started before the store is handed over (as seeding starts it when an
+// export's header is read).
+var verifiers = []struct {
+	name   string
+	verify func(f *fixture, s fold.Store) (*fold.Resume, error)
+}{
+	{"VerifyResume", func(f *fixture, s fold.Store) (*fold.Resume, error) {
+		return fold.VerifyResume(context.Background(), f.bucket, kv.All(), s, waitFor)
+	}},
+	{"PendingResume", func(f *fixture, s fold.Store) (*fold.Resume, error) {
+		p := fold.StartVerifyResume(context.Background(), f.bucket, kv.All(), s.State().Cursor)
+		return p.Finish(context.Background(), s, waitFor)
+	}},
+}
+
 // A loop given a verified Resume continues its watch: the delta is applied once, from
 // what the verification delivered, and no second watch fetches it again.
 func TestResumeHandedToLoop(t *testing.T) {
+	for _, v := range verifiers {
+		t.Run(v.name, func(t *testing.T) {
+			f, store := resumeFixture(t)
+			r, err := v.verify(f, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applied, watches := runResumed(t, f, store, r)
+			if applied != 20 {
+				t.Fatalf("applied %d updates, want the 20-update delta", applied)
+			}
+			if watches != 0 {
+				t.Fatalf("the loop started %d watches: the verified resume was not continued", watches)
+			}
+		})
+	}
+}
+
+// Finish refuses a store at another cursor than the one the watch started from.
+func TestPendingResumeOtherCursor(t *testing.T) {
 	f, store := resumeFixture(t)
-	r, err := fold.VerifyResume(context.Background(), f.bucket, kv.All(), store, waitFor)
-	if err != nil {
-		t.Fatal(err)
+	p := fold.StartVerifyResume(context.Background(), f.bucket, kv.All(), store.State().Cursor-1)
+	if r, err := p.Finish(context.Background(), store, waitFor); err == nil {
+		r.Stop()
+		t.Fatal("Finish accepted a store at another cursor")
 	}
-	applied, watches := runResumed(t, f, store, r)
-	if applied != 20 {
-		t.Fatalf("applied %d updates, want the 20-update delta", applied)
-	}
-	if watches != 0 {
-		t.Fatalf("the loop started %d watches: the verified resume was not continued", watches)
-	}
+	p = fold.StartVerifyResume(context.Background(), f.bucket, kv.All(), store.State().Cursor)
+	p.Abort() // a staging that failed: the watch stops
 }
 
 // priorStore records the Prior of every mutation applied to the store it wraps.
@@ -86,30 +118,34 @@ func (s *priorStore) Apply(muts []fold.Mutation, st fold.State) error {
 // mutation (Mutation.Prior), so a store need not read those entries again; later
 // mutations, and keys after the delta, carry none.
 func TestResumePriorsReachTheStore(t *testing.T) {
-	f, inner := resumeFixture(t)
-	r, err := fold.VerifyResume(context.Background(), f.bucket, kv.All(), inner, waitFor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &priorStore{Store: inner, priors: map[string][]fold.Prior{}}
-	f.put("k00", "2") // after the verified delta: k00's second mutation knows nothing
-	runResumed(t, f, store, r)
-	store.mu.Lock()
-	defer store.mu.Unlock()
-	for i := range 10 {
-		rewritten, added := fmt.Sprintf("k%02d", i), fmt.Sprintf("new%02d", i)
-		if got, want := store.priors[rewritten][0], (fold.Prior{Known: true, Exists: true, Live: true, ValueLen: 1}); got != want {
-			t.Errorf("first mutation of %s: prior %+v, want %+v", rewritten, got, want)
-		}
-		if got := store.priors[added][0]; got != fold.Absent {
-			t.Errorf("first mutation of %s: prior %+v, want fold.Absent", added, got)
-		}
-	}
-	if ps := store.priors["k00"]; len(ps) != 2 || ps[1].Known {
-		t.Errorf("k00's mutations carried priors %+v, want a known one then an unknown one", ps)
-	}
-	if ps := store.priors["live"]; len(ps) != 1 || ps[0].Known {
-		t.Errorf("the live key's mutation carried priors %+v, want one unknown", ps)
+	for _, v := range verifiers {
+		t.Run(v.name, func(t *testing.T) {
+			f, inner := resumeFixture(t)
+			r, err := v.verify(f, inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := &priorStore{Store: inner, priors: map[string][]fold.Prior{}}
+			f.put("k00", "2") // after the verified delta: k00's second mutation knows nothing
+			runResumed(t, f, store, r)
+			store.mu.Lock()
+			defer store.mu.Unlock()
+			for i := range 10 {
+				rewritten, added := fmt.Sprintf("k%02d", i), fmt.Sprintf("new%02d", i)
+				if got, want := store.priors[rewritten][0], (fold.Prior{Known: true, Exists: true, Live: true, ValueLen: 1}); got != want {
+					t.Errorf("first mutation of %s: prior %+v, want %+v", rewritten, got, want)
+				}
+				if got := store.priors[added][0]; got != fold.Absent {
+					t.Errorf("first mutation of %s: prior %+v, want fold.Absent", added, got)
+				}
+			}
+			if ps := store.priors["k00"]; len(ps) != 2 || ps[1].Known {
+				t.Errorf("k00's mutations carried priors %+v, want a known one then an unknown one", ps)
+			}
+			if ps := store.priors["live"]; len(ps) != 1 || ps[0].Known {
+				t.Errorf("the live key's mutation carried priors %+v, want one unknown", ps)
+			}
+		})
 	}
 }
 

@@ -1,5 +1,7 @@
 package kv
 
+import "time"
+
 // ExactChecks returns how many exact resume checks ran in this process.
 func ExactChecks() int64 { return exactChecks.Load() }
 
@@ -16,4 +18,12 @@ func SetMaxTrackedKeys(n int) func() {
 	old := maxTrackedKeys
 	maxTrackedKeys = n
 	return func() { maxTrackedKeys = old }
+}
+
+// SetConsumerInactive sets the inactivity threshold of watch consumers and returns a
+// function restoring it.
+func SetConsumerInactive(d time.Duration) func() {
+	old := consumerInactive
+	consumerInactive = d
+	return func() { consumerInactive = old }
 }

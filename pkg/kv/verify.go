@@ -213,12 +213,13 @@ func (r *resolver) finish() (uint64, error) {
 // for a small delta (run by begin), else an ordered consumer.
 func (w *Watcher) startResume(ctx context.Context) error {
 	op := fmt.Sprintf("watch bucket %q from cursor %d", w.b.name, w.opts.Cursor)
-	count, err := w.opts.Fold.Count()
-	if err != nil {
-		return fmt.Errorf("%s: fold count: %w", op, err)
-	}
-	w.st.verify = verifyState{fold: w.opts.Fold, frozen: w.opts.FoldFrozen, cursor: w.opts.Cursor, count: count,
+	w.st.verify = verifyState{fold: w.opts.Fold, frozen: w.opts.FoldFrozen, cursor: w.opts.Cursor,
 		d: make(map[string]struct{}), done: w.ctx.Done()}
+	if w.opts.FoldReady == nil {
+		if err := w.countFold(); err != nil {
+			return err
+		}
+	}
 	w.st.phase = phaseVerify
 	w.st.lastSeq = w.opts.Cursor
 	w.st.fetched = w.opts.Cursor
@@ -239,6 +240,35 @@ func (w *Watcher) startResume(ctx context.Context) error {
 		return nil
 	}
 	return w.consumerFrom(w.opts.Cursor + 1)
+}
+
+// countFold reads the fold's count at the cursor, before anything is delivered.
+func (w *Watcher) countFold() error {
+	count, err := w.opts.Fold.Count()
+	if err != nil {
+		return fmt.Errorf("watch bucket %q from cursor %d: fold count: %w", w.b.name, w.opts.Cursor, err)
+	}
+	w.st.verify.count = count
+	return nil
+}
+
+// awaitFold waits for WatchOptions.FoldReady, then counts the fold and replaces a
+// consumer that waited long enough for the server to have removed it. Called by begin
+// with w.mu held.
+func (w *Watcher) awaitFold() error {
+	select {
+	case <-w.opts.FoldReady:
+	case <-w.ctx.Done():
+		return errStopped
+	}
+	if err := w.countFold(); err != nil {
+		return err
+	}
+	if w.cons != nil && time.Since(w.st.created) > consumerInactive/2 {
+		w.dropConsumer(w.ctx)
+		return w.consumerFrom(w.opts.Cursor + 1)
+	}
+	return nil
 }
 
 // directResume delivers the delta with direct gets and evaluates it, extending the target

@@ -3,6 +3,7 @@ package kv_test
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"testing"
 	"time"
 
@@ -29,14 +30,65 @@ func syncFold(t *testing.T, e *env, scope kv.Scope) *mapFold {
 // then applies the updates before OpSynced only when OpSynced came.
 var frozenFold bool
 
+// readyFold (with frozenFold) makes resume hand the fold over late
+// (kv.WatchOptions.FoldReady), as seeding does with an export still being staged: the
+// watch must neither read the fold nor deliver anything before it is ready.
+var readyFold bool
+
 func resume(t *testing.T, e *env, scope kv.Scope, fold *mapFold) *kv.Watcher {
 	t.Helper()
-	w, err := e.b.Watch(e.ctx, scope, kv.WatchOptions{Cursor: fold.cursor, Fold: fold, FoldFrozen: frozenFold})
+	opts := kv.WatchOptions{Cursor: fold.cursor, Fold: fold, FoldFrozen: frozenFold}
+	var gated *gatedFold
+	if readyFold {
+		gated = &gatedFold{mapFold: fold, t: t, ready: make(chan struct{})}
+		opts.Fold, opts.FoldReady = gated, gated.ready
+	}
+	w, err := e.b.Watch(e.ctx, scope, opts)
 	if err != nil {
 		t.Fatalf("resume from %d: %v", fold.cursor, err)
 	}
 	t.Cleanup(w.Stop)
+	if gated != nil {
+		select {
+		case u, ok := <-w.Updates():
+			if ok {
+				t.Fatalf("delivered %+v before the fold was ready", u)
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(gated.ready)
+	}
 	return w
+}
+
+// gatedFold fails the test when the watch reads the fold before ready is closed.
+type gatedFold struct {
+	*mapFold
+	t     *testing.T
+	ready chan struct{}
+}
+
+func (g *gatedFold) check(what string) {
+	select {
+	case <-g.ready:
+	default:
+		g.t.Errorf("fold %s read before FoldReady was closed", what)
+	}
+}
+
+func (g *gatedFold) Count() (uint64, error) {
+	g.check("count")
+	return g.mapFold.Count()
+}
+
+func (g *gatedFold) Holds(key string) (bool, error) {
+	g.check("key")
+	return g.mapFold.Holds(key)
+}
+
+func (g *gatedFold) Keys() iter.Seq2[kv.KeyState, error] {
+	g.check("keys")
+	return g.mapFold.Keys()
 }
 
 // Pins the server behaviour the whole check exists for: a consumer asked to start below
@@ -289,6 +341,69 @@ func bothPaths(t *testing.T, f func(t *testing.T)) {
 		defer func() { frozenFold = false }()
 		f(t)
 	})
+	t.Run("direct-ready", func(t *testing.T) {
+		frozenFold, readyFold = true, true
+		defer func() { frozenFold, readyFold = false, false }()
+		f(t)
+	})
+	t.Run("consumer-ready", func(t *testing.T) {
+		defer kv.SetDirectMaxSeqs(0)()
+		frozenFold, readyFold = true, true
+		defer func() { frozenFold, readyFold = false, false }()
+		f(t)
+	})
+}
+
+// A consumer created long before the fold is ready may have been removed by the server
+// (its inactivity threshold): the watch replaces it before it consumes, and the resume
+// still verifies. With a threshold of 100 ms and the fold ready after 1.5 s, the server has
+// removed the first consumer (without the replacement the watch fails).
+func TestFoldReadyAfterConsumerInactivity(t *testing.T) {
+	restoreDirect := kv.SetDirectMaxSeqs(0)
+	defer restoreDirect()
+	restoreInactive := kv.SetConsumerInactive(100 * time.Millisecond)
+	defer restoreInactive()
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	for i := range 20 {
+		e.put(t, fmt.Sprintf("k%02d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for i := range 10 {
+		e.put(t, fmt.Sprintf("k%02d", i), "1")
+		e.put(t, fmt.Sprintf("new%02d", i), "1")
+	}
+	ready := make(chan struct{})
+	w, err := e.b.Watch(e.ctx, kv.All(), kv.WatchOptions{Cursor: fold.cursor, Fold: fold, FoldFrozen: true, FoldReady: ready})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	time.Sleep(1500 * time.Millisecond) // the fold is being built; the consumer idles
+	close(ready)
+	frozenFold = true
+	defer func() { frozenFold = false }()
+	got, _ := untilSynced(t, w, fold)
+	if len(got) != 20 {
+		t.Fatalf("resume delivered %d updates, want the 20-update delta", len(got))
+	}
+	e.put(t, "live", "1")
+	if u := next(t, w); u.Key != "live" {
+		t.Fatalf("live update %+v, want key live", u)
+	}
+}
+
+// FoldReady is for a frozen fold resuming from a cursor.
+func TestFoldReadyNeedsFrozenResume(t *testing.T) {
+	e := newEnv(t, kv.BucketConfig{})
+	ready := make(chan struct{})
+	for _, opts := range []kv.WatchOptions{
+		{FoldReady: ready},
+		{Cursor: 1, Fold: newFold(), FoldReady: ready},
+	} {
+		if _, err := e.b.Watch(e.ctx, kv.All(), opts); !errors.Is(err, kv.ErrInvalidConfig) {
+			t.Errorf("Watch(%+v) = %v, want ErrInvalidConfig", opts, err)
+		}
+	}
 }
 
 // A delta over the tracking cap falls back to the exact check, and still ends equal.

@@ -30,10 +30,21 @@ type WatchOptions struct {
 	// of the stream. A fold that applies the delta while it is delivered, as a fold loop's
 	// own resume does, must leave it false.
 	FoldFrozen bool
+	// FoldReady, when set, is closed once Fold may be read: a fold still being built, such
+	// as an export being staged, at Cursor (requires FoldFrozen). Watch captures the
+	// stream and creates its consumer at once, so the server's work for it overlaps the
+	// building; Fold is read and delivery starts once FoldReady is closed. A consumer that
+	// waited longer than half its inactivity threshold is replaced first (the server may
+	// have removed it).
+	FoldReady <-chan struct{}
 	// Buffer is how many updates the watch holds for its reader before delivery waits for
 	// the reader (default 1024).
 	Buffer int
 }
+
+// consumerInactive is the inactivity threshold of a watch's consumers: the server removes
+// a consumer nobody consumed from for that long (a variable for tests).
+var consumerInactive = 30 * time.Second
 
 // Watcher streams a bucket's updates within a scope. Read them with Next (in slices) or
 // Updates (one by one, on a channel), not both, until the watch ends; then call Err.
@@ -85,15 +96,16 @@ const (
 
 type watchState struct {
 	phase     phase
-	last      uint64 // stream sequence captured at watch start (L)
-	lastSeq   uint64 // stream sequence of the last message handled
-	synced    uint64 // revision of a verified resume's OpSynced (see handle)
-	consumer  string // name of the current consumer; a change means the consumer was reset
-	progress  uint64 // messages handled (for the idle supervisor)
-	idleSince uint64 // progress value at the previous supervisor tick
-	finishNow bool   // nothing to deliver before OpSynced: begin completes at once
-	direct    bool   // the verified delta is small: fetch it with direct gets
-	fetched   uint64 // direct gets covered every sequence up to here
+	last      uint64    // stream sequence captured at watch start (L)
+	lastSeq   uint64    // stream sequence of the last message handled
+	synced    uint64    // revision of a verified resume's OpSynced (see handle)
+	consumer  string    // name of the current consumer; a change means the consumer was reset
+	created   time.Time // when the current consumer was created
+	progress  uint64    // messages handled (for the idle supervisor)
+	idleSince uint64    // progress value at the previous supervisor tick
+	finishNow bool      // nothing to deliver before OpSynced: begin completes at once
+	direct    bool      // the verified delta is small: fetch it with direct gets
+	fetched   uint64    // direct gets covered every sequence up to here
 	verify    verifyState
 }
 
@@ -107,6 +119,9 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 	}
 	if opts.Cursor > 0 && opts.Fold == nil {
 		return nil, fmt.Errorf("%w: a watch from cursor %d needs the fold's state to verify the resume", ErrInvalidConfig, opts.Cursor)
+	}
+	if opts.FoldReady != nil && (opts.Cursor == 0 || !opts.FoldFrozen) {
+		return nil, fmt.Errorf("%w: FoldReady needs a resume (a cursor) of a frozen fold (FoldFrozen)", ErrInvalidConfig)
 	}
 	if len(scope.Prefixes) > 1 && !b.conn.Capabilities().MultiFilter {
 		return nil, fmt.Errorf("%w: watching %d prefixes needs consumers with several filters (server >= 2.10, connected to %s)",
@@ -171,6 +186,11 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 // direct gets), completes an empty sync or delta, and starts consuming. Called with w.mu
 // held.
 func (w *Watcher) begin() error {
+	if w.opts.FoldReady != nil {
+		if err := w.awaitFold(); err != nil {
+			return err
+		}
+	}
 	if w.st.phase == phaseVerify && w.st.direct {
 		if err := w.directResume(); err != nil {
 			return err
@@ -289,7 +309,8 @@ func (w *Watcher) fail(err error) {
 // at creation. Consume starts delivery later.
 func (w *Watcher) consumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (uint64, error) {
 	cfg.FilterSubjects = w.filters
-	cfg.InactiveThreshold = 30 * time.Second
+	cfg.InactiveThreshold = consumerInactive
+	w.st.created = time.Now()
 	cons, err := w.b.conn.js.OrderedConsumer(ctx, w.b.Stream(), cfg)
 	if err != nil {
 		return 0, mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
