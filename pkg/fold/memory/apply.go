@@ -41,7 +41,7 @@ func (s *Store) Apply(muts []fold.Mutation, st fold.State) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	for _, m := range muts {
-		if k, sl, had := s.counts.apply(s.w, m); had {
+		if k, sl, had := s.counts.apply(s.w, m, nil); had {
 			s.arena.dropped(k, sl)
 		}
 	}

@@ -4,14 +4,12 @@ import (
 	"cmp"
 	"slices"
 	"unsafe"
-
-	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
-// arenaUse tracks the entries a bulk load carved from arena blocks (see entryArena), so
-// that the memory they pin stays bounded: a block is freed only with the last entry that
-// lives in it, so entries replaced or removed after the load are dead bytes while any
-// neighbour lives. Once the dead bytes reach half of what the blocks hold, Apply re-homes
+// arenaUse tracks the entries a bulk load or a replay of the log (Open) carved from arena
+// blocks (see entryArena), so that the memory they pin stays bounded: a block is freed
+// only with the last entry that lives in it, so entries replaced or removed after they
+// were carved are dead bytes while any neighbour lives. Once the dead bytes reach half of what the blocks hold, Apply re-homes
 // the remaining arena entries into allocations of their own and the blocks go (rehome):
 // the waste never exceeds the live arena bytes, and the backend keeps its bound of about
 // twice the raw key and value bytes.
@@ -26,7 +24,7 @@ type arenaUse struct {
 	dead   int64     // of those, bytes of entries no longer in the writer's tree
 }
 
-// add records the blocks of a finished bulk load.
+// add records the blocks of a finished bulk load or replay.
 func (a *arenaUse) add(blocks [][]byte, bytes int64) {
 	type span struct{ start, end uintptr }
 	spans := make([]span, 0, len(a.starts)+len(blocks))
@@ -77,11 +75,11 @@ func (a *arenaUse) wasteful() bool { return len(a.starts) > 0 && 2*a.dead >= a.b
 func (s *Store) rehome() {
 	const chunk = 4096 // the tree is not changed while it is iterated: copy in chunks
 	moved := make([]treeItem, 0, chunk)
-	from := btreemap.Min[string]()
+	from := first()
 	for {
 		moved = moved[:0]
 		more := false
-		for k, sl := range s.w.Ascend(from, btreemap.Max[string]()) {
+		for k, sl := range s.w.Ascend(from) {
 			if len(moved) == chunk {
 				more = true
 				break
@@ -89,7 +87,7 @@ func (s *Store) rehome() {
 			if s.arena.holds(k) {
 				moved = append(moved, treeItem{k, sl})
 			}
-			from = btreemap.GT(k)
+			from = after(k)
 		}
 		for _, it := range moved {
 			k, sl := newEntry(it.k, it.s.rev(), it.s.live(), []byte(it.s[slotHeader:]))

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
-	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // Entries replaced after a bulk load leave dead bytes in the arena blocks their
@@ -39,7 +38,7 @@ func TestBulkLoadArenaWasteIsBounded(t *testing.T) {
 	blocks := s.arena // the blocks as loaded, to check the tree against after re-homing
 	inBlocks := func() int {
 		c := 0
-		for k := range s.w.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
+		for k := range s.w.Ascend(first()) {
 			if blocks.holds(k) {
 				c++
 			}
@@ -85,5 +84,74 @@ func TestBulkLoadArenaWasteIsBounded(t *testing.T) {
 	}
 	if st, err := s.Stats(); err != nil || st.Live != n {
 		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+}
+
+// Reopening replays the log into arena blocks: the entries the replay replaced count as
+// dead bytes from the start, and a log that is mostly replaced entries is re-homed at once.
+func TestReplayArenaCountsReplacedEntries(t *testing.T) {
+	const n = 1000
+	key := func(i int) string { return fmt.Sprintf("k%06d", i) }
+	val := func(i, gen int) []byte { return []byte(fmt.Sprintf("value %d of %d", gen, i)) }
+	size := func(i, gen int) int64 { return int64(len(key(i)) + slotHeader + len(val(i, gen))) }
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Sync: SyncNone, DisableAutoCompact: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := uint64(0)
+	write := func(from, to, gen int) {
+		var muts []fold.Mutation
+		for i := from; i < to; i++ {
+			cursor++
+			muts = append(muts, fold.Mutation{Op: fold.MutPut, Key: key(i), Value: val(i, gen), Revision: cursor})
+		}
+		if err := s.Apply(muts, fold.State{Cursor: cursor}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen := func() {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = Open(dir, Options{Sync: SyncNone, DisableAutoCompact: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Verify(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(gen func(i int) int) {
+		t.Helper()
+		for i := range n {
+			if e, ok, err := s.Get(key(i)); err != nil || !ok || string(e.Value) != string(val(i, gen(i))) {
+				t.Fatalf("Get(%s) = %q, %v, %v", key(i), e.Value, ok, err)
+			}
+		}
+	}
+	write(0, n, 0)
+	write(0, n/4, 1)
+	reopen()
+	var all, dead int64
+	for i := range n {
+		all += size(i, 0)
+		if i < n/4 {
+			all += size(i, 1)
+			dead += size(i, 0)
+		}
+	}
+	if len(s.arena.starts) == 0 || s.arena.bytes != all || s.arena.dead != dead {
+		t.Fatalf("after replay: %d arena blocks, %d bytes (want %d), %d dead (want %d)", len(s.arena.starts), s.arena.bytes, all, s.arena.dead, dead)
+	}
+	check(func(i int) int { return map[bool]int{true: 1, false: 0}[i < n/4] })
+	write(0, n, 2)
+	write(0, n, 3)
+	reopen()
+	if len(s.arena.starts) != 0 {
+		t.Fatalf("a replay of mostly replaced entries kept its blocks: %d bytes, %d dead", s.arena.bytes, s.arena.dead)
+	}
+	check(func(int) int { return 3 })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -35,9 +35,11 @@ type entryArena struct {
 	bytes  int64    // bytes carved from the blocks
 }
 
+// newEntry carves the entry from the arena, or makes it an allocation of its own when it
+// is large or a is nil.
 func (a *entryArena) newEntry(key string, rev uint64, live bool, value []byte) (string, slot) {
 	n := len(key) + slotHeader + len(value)
-	if n > arenaBlock/4 {
+	if a == nil || !carved(n) {
 		return newEntry(key, rev, live, value)
 	}
 	if cap(a.buf)-len(a.buf) < n {
@@ -58,6 +60,10 @@ func (a *entryArena) newEntry(key string, rev uint64, live bool, value []byte) (
 	k := len(key)
 	return unsafe.String(&b[0], k), slot(unsafe.String(&b[k], len(b)-k))
 }
+
+// carved reports whether an arena carves an entry of n bytes (key and slot) from its
+// blocks.
+func carved(n int) bool { return n <= arenaBlock/4 }
 
 // BulkLoad fills an empty store (State() zero, no entries) with entries, which must come
 // in strictly increasing key order, and records st: the records are appended to the log

@@ -10,7 +10,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
-	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 var errCompactionStopped = errors.New("compaction stopped by Close")
@@ -130,7 +129,7 @@ func (s *Store) writeView(f *os.File, v *view) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	buf := appendHeader(nil)
 	n := 0
-	for k, sl := range v.t.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
+	for k, sl := range v.t.Ascend(first()) {
 		if sl.live() {
 			buf = appendPut(buf, k, string(sl[slotHeader:]), sl.rev())
 		} else {

@@ -42,7 +42,7 @@ type Store struct {
 	broken error  // set when the log's end is unknown after a failed write: Apply refuses
 	buf    []byte // Apply's encoding buffer, reused (see maxKeptLogBuf)
 
-	arena arenaUse // entries a bulk load carved from shared blocks (see arenaUse)
+	arena arenaUse // entries a bulk load or replay carved from shared blocks (see arenaUse)
 
 	compactions  atomic.Int64 // completed compactions
 	compacting   bool
@@ -94,8 +94,12 @@ func (s *Store) load(fresh bool) error {
 	fi, err := f.Stat()
 	if err == nil {
 		var end int64
-		end, err = readLog(f, fi.Size(), func(m fold.Mutation) { _, _, _ = s.counts.apply(s.w, m) },
+		var arena entryArena
+		end, err = readLog(f, fi.Size(), func(m fold.Mutation) { _, _, _ = s.counts.apply(s.w, m, &arena) },
 			func(st fold.State) { s.st = st })
+		if err == nil {
+			s.settle(&arena)
+		}
 		if err == nil && end < fi.Size() {
 			// Drop the torn tail so that new batches follow the last complete one.
 			if err = f.Truncate(end); err == nil {
@@ -110,6 +114,28 @@ func (s *Store) load(fresh bool) error {
 	}
 	s.f = f
 	return nil
+}
+
+// settle finishes a replay of the log into the writer's tree, whose entries were carved
+// from a. It rebuilds the tree with full nodes (inserted one at a time, as a replay does,
+// its nodes are half to two-thirds full, and the items are most of the per-entry memory
+// after the entries themselves), and records a's blocks, counting as dead the entries the
+// replay replaced or removed; re-homes when that is most of them (see arenaUse).
+func (s *Store) settle(a *entryArena) {
+	b := newTreeBuilder()
+	var live int64
+	for k, sl := range s.w.Ascend(first()) {
+		b.Add(k, sl)
+		if n := len(k) + len(sl); carved(n) {
+			live += int64(n)
+		}
+	}
+	s.w = b.Build()
+	s.arena.add(a.blocks, a.bytes)
+	s.arena.dead += a.bytes - live
+	if s.arena.wasteful() {
+		s.rehome()
+	}
 }
 
 // create writes an empty log (header only) atomically.

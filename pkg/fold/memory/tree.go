@@ -10,14 +10,14 @@ import (
 	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
-// treeDegree keeps nodes small (up to 31 entries of 32 bytes): each Apply copies the nodes
+// treeDegree keeps nodes small (up to 31 items of 16 bytes): each Apply copies the nodes
 // it touches (copy-on-write, so published views stay immutable), and dense nodes keep the
-// per-entry overhead near the 32-byte item itself.
+// per-entry overhead near the 16-byte item itself.
 const treeDegree = 16
 
 // slot is one entry's revision, liveness and value: revision:u64be ++ flags:u8 (bit0
-// live) ++ value. The key and its slot share one allocation (see newEntry), so an entry
-// costs one 32-byte tree item plus one allocation of key+9+value bytes.
+// live) ++ value. The key and its slot share one buffer (see newEntry), so an entry
+// costs one 16-byte tree item plus key+9+value bytes.
 type slot string
 
 const slotHeader = 9
@@ -38,15 +38,98 @@ func newEntry(key string, rev uint64, live bool, value []byte) (string, slot) {
 	return unsafe.String(&buf[0], n), slot(unsafe.String(&buf[n], len(buf)-n))
 }
 
-type tree = btreemap.BTreeMap[string, slot]
-
-func newTree() *tree { return btreemap.New[string, slot](treeDegree, strings.Compare) }
-
-// newTreeBuilder builds a tree like newTree's from keys added in strictly increasing
-// order (a bulk load): in O(n), with full nodes.
-func newTreeBuilder() *btreemap.Builder[string, slot] {
-	return btreemap.NewBuilder[string, slot](treeDegree, strings.Compare)
+// item is what the tree holds for an entry: the entry's buffer (key, then slot) and the
+// lengths of its key and value, in 16 bytes, half of a key string and a slot string
+// side by side. That is most of the per-entry overhead of small values. An item made by
+// keyItem holds only a key, to search with.
+type item struct {
+	p    *byte
+	klen uint32
+	vlen uint32
 }
+
+func (it item) key() string { return unsafe.String(it.p, it.klen) }
+
+func (it item) slot() slot {
+	return slot(unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(it.p), it.klen)), slotHeader+int(it.vlen)))
+}
+
+func keyItem(key string) item { return item{p: unsafe.StringData(key), klen: uint32(len(key))} }
+
+// entryItem is the item of an entry made by newEntry or entryArena.newEntry: s must
+// follow k in the same buffer.
+func entryItem(k string, s slot) item {
+	if unsafe.StringData(string(s)) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(k)), len(k))) {
+		panic("memory: a slot that does not follow its key in one buffer")
+	}
+	return item{p: unsafe.StringData(k), klen: uint32(len(k)), vlen: uint32(s.valLen())}
+}
+
+func compareItems(a, b item) int { return strings.Compare(a.key(), b.key()) }
+
+// tree is an ordered map of entries (key to slot) on a copy-on-write B-tree of items.
+type tree struct {
+	m *btreemap.BTreeMap[item, struct{}]
+}
+
+func newTree() *tree { return &tree{btreemap.New[item, struct{}](treeDegree, compareItems)} }
+
+func (t *tree) Len() int { return t.m.Len() }
+
+// Clone returns a copy in O(1); later changes to either do not show in the other.
+func (t *tree) Clone() *tree { return &tree{t.m.Clone()} }
+
+// Get returns the entry of key (the key from the entry's buffer).
+func (t *tree) Get(key string) (string, slot, bool) {
+	it, _, ok := t.m.Get(keyItem(key))
+	if !ok {
+		return "", "", false
+	}
+	return it.key(), it.slot(), true
+}
+
+// ReplaceOrInsert puts the entry k, s (see entryItem) and returns the one it replaced.
+func (t *tree) ReplaceOrInsert(k string, s slot) (string, slot, bool) {
+	old, _, had := t.m.ReplaceOrInsert(entryItem(k, s), struct{}{})
+	if !had {
+		return "", "", false
+	}
+	return old.key(), old.slot(), true
+}
+
+// Delete removes the entry of key and returns it.
+func (t *tree) Delete(key string) (string, slot, bool) {
+	old, _, had := t.m.Delete(keyItem(key))
+	if !had {
+		return "", "", false
+	}
+	return old.key(), old.slot(), true
+}
+
+// Ascend iterates the entries from lo (first, atLeast, after) to the last, in key order.
+func (t *tree) Ascend(lo btreemap.LowerBound[item]) iter.Seq2[string, slot] {
+	return func(yield func(string, slot) bool) {
+		t.m.AscendFunc(lo, btreemap.Max[item](), func(it item, _ struct{}) bool { return yield(it.key(), it.slot()) })
+	}
+}
+
+func first() btreemap.LowerBound[item]             { return btreemap.Min[item]() }
+func atLeast(key string) btreemap.LowerBound[item] { return btreemap.GE(keyItem(key)) }
+func after(key string) btreemap.LowerBound[item]   { return btreemap.GT(keyItem(key)) }
+
+// treeBuilder builds a tree like newTree's from entries added in strictly increasing key
+// order (a bulk load): in O(n), with full nodes.
+type treeBuilder struct {
+	b *btreemap.Builder[item, struct{}]
+}
+
+func newTreeBuilder() treeBuilder {
+	return treeBuilder{btreemap.NewBuilder[item, struct{}](treeDegree, compareItems)}
+}
+
+func (b treeBuilder) Add(k string, s slot) { b.b.Add(entryItem(k, s), struct{}{}) }
+
+func (b treeBuilder) Build() *tree { return &tree{b.b.Build()} }
 
 // counts are the fold's statistics plus the encoded size of a compacted log.
 type counts struct {
@@ -63,10 +146,11 @@ func (c counts) compactedSize() int64 {
 
 // apply folds m into t, keeping c exact, and returns the entry it replaced or removed, if
 // any. One tree operation per mutation: that entry comes back from the insert or delete.
-func (c *counts) apply(t *tree, m fold.Mutation) (oldKey string, old slot, had bool) {
+// The new entry is carved from a (nil: an allocation of its own).
+func (c *counts) apply(t *tree, m fold.Mutation, a *entryArena) (oldKey string, old slot, had bool) {
 	switch m.Op {
 	case fold.MutPut, fold.MutDelete:
-		k, s := newEntry(m.Key, m.Revision, m.Op == fold.MutPut, m.Value)
+		k, s := a.newEntry(m.Key, m.Revision, m.Op == fold.MutPut, m.Value)
 		if oldKey, old, had = t.ReplaceOrInsert(k, s); had {
 			c.remove(oldKey, old)
 		}
@@ -108,5 +192,5 @@ func entryOf(key string, s slot) fold.Entry {
 }
 
 func iterPull(t *tree) (func() (string, slot, bool), func()) {
-	return iter.Pull2(t.Ascend(btreemap.Min[string](), btreemap.Max[string]()))
+	return iter.Pull2(t.Ascend(first()))
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
-	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // Verify re-reads the whole log from disk, checks every record's checksum and meaning, and
@@ -33,7 +32,7 @@ func (s *Store) Verify() error {
 		return fmt.Errorf("verify memory fold store: %w: log is %d bytes, expected %d", fold.ErrCorrupted, fi.Size(), size)
 	}
 	t, c, st := newTree(), counts{}, fold.State{}
-	end, err := readLog(f, size, func(m fold.Mutation) { c.apply(t, m) }, func(x fold.State) { st = x })
+	end, err := readLog(f, size, func(m fold.Mutation) { c.apply(t, m, nil) }, func(x fold.State) { st = x })
 	if err != nil {
 		return fmt.Errorf("verify memory fold store: %w", err)
 	}
@@ -55,7 +54,7 @@ func sameView(a, b *view) error {
 	}
 	next, stop := iterPull(b.t)
 	defer stop()
-	for k, sa := range a.t.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
+	for k, sa := range a.t.Ascend(first()) {
 		kb, sb, ok := next()
 		if !ok || k != kb || sa != sb {
 			return fmt.Errorf("entry %q differs", k)

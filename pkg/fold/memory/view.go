@@ -6,7 +6,6 @@ import (
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 	"github.com/slipstream-dev/slipstream/pkg/fold/backends/storekit"
-	"github.com/slipstream-dev/slipstream/pkg/fold/memory/internal/btreemap"
 )
 
 // view is an immutable published state of the fold: Apply builds the next one on the
@@ -88,7 +87,7 @@ func (r reader) rangeEntries(prefix string, tombstones, values bool) iter.Seq2[f
 		}
 		v := r.v()
 		r.release()
-		for k, s := range v.t.Ascend(btreemap.GE(prefix), btreemap.Max[string]()) {
+		for k, s := range v.t.Ascend(atLeast(prefix)) {
 			if !strings.HasPrefix(k, prefix) {
 				return
 			}

@@ -23,7 +23,10 @@
 // store's bulk load, which the upstream API can only do by one insert per key; the rest
 // is upstream's code with the repository's lint findings fixed (min and max renamed
 // minKV and maxKV, an unused debug printer removed, else-after-return outdented) and
-// TestRandomized cut to 20 rounds.
+// TestRandomized cut to 20 rounds; node slices made at full
+// capacity (newNode, newChildren), leaves split at their end when a key is appended
+// (maybeSplitChild), and kv's fields swapped (v first) so that a map with a
+// zero-size value costs no more per item than its key.
 package btreemap
 
 import "iter"
@@ -46,7 +49,7 @@ func NewWithFreeList[K any, V any](degree int, cmp CmpFunc[K], f *FreeList[K, V]
 	}
 	return &BTreeMap[K, V]{
 		degree: degree,
-		cow:    &copyOnWriteContext[K, V]{freelist: f, cmp: cmp},
+		cow:    &copyOnWriteContext[K, V]{freelist: f, cmp: cmp, maxItems: degree*2 - 1},
 	}
 }
 
@@ -106,13 +109,18 @@ func (t *BTreeMap[K, V]) ReplaceOrInsert(key K, value V) (_ K, _ V, replaced boo
 	}
 	t.root = t.root.mutableFor(t.cow)
 	if len(t.root.items) >= t.maxItems() {
-		item2, second := t.root.split(t.maxItems() / 2)
+		at := t.maxItems() / 2
+		if t.root.appends(key) {
+			at = t.maxItems() - 1 // see maybeSplitChild
+		}
+		item2, second := t.root.split(at)
 		oldroot := t.root
 		t.root = t.cow.newNode()
 		t.root.items = append(t.root.items, item2)
+		t.root.children = t.cow.newChildren()
 		t.root.children = append(t.root.children, oldroot, second)
 	}
-	out, outb := t.root.insert(kv[K, V]{k: key, v: value}, t.maxItems())
+	out, outb := t.root.insert(kv[K, V]{k: key, v: value}, t.maxItems(), true)
 	if !outb {
 		t.length++
 	}
@@ -308,6 +316,7 @@ func (t *BTreeMap[K, V]) minItems() int {
 type copyOnWriteContext[K any, V any] struct {
 	freelist *FreeList[K, V]
 	cmp      CmpFunc[K]
+	maxItems int
 }
 
 type bound[K any] struct {
@@ -323,10 +332,23 @@ const (
 	boundKindExclusive
 )
 
+// newNode returns an empty node with room for maxItems items. Nodes never grow past that,
+// so their slices are made at that capacity once: grown by append, a node of maxItems
+// items could have twice the capacity (size-class rounding after the doubling), which
+// doubled the memory of the items a split leaves behind.
 func (c *copyOnWriteContext[K, V]) newNode() *node[K, V] {
 	n := c.freelist.newNode()
 	n.cow = c
+	if cap(n.items) < c.maxItems {
+		n.items = make(items[kv[K, V]], 0, c.maxItems)
+	}
 	return n
+}
+
+// newChildren returns an empty children slice with room for an inner node's maxItems+1
+// children (see newNode).
+func (c *copyOnWriteContext[K, V]) newChildren() items[*node[K, V]] {
+	return make(items[*node[K, V]], 0, c.maxItems+1)
 }
 
 type freeType int

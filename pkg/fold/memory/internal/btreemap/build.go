@@ -63,9 +63,8 @@ func (b *Builder[K, V]) push(h int, left *node[K, V], item kv[K, V], child *node
 
 func (b *Builder[K, V]) newNode(inner bool) *node[K, V] {
 	n := b.t.cow.newNode()
-	n.items = make(items[kv[K, V]], 0, b.t.maxItems())
 	if inner {
-		n.children = make(items[*node[K, V]], 0, b.t.maxItems()+1)
+		n.children = b.t.cow.newChildren()
 	}
 	return n
 }

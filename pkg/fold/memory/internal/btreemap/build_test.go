@@ -10,18 +10,23 @@ import (
 )
 
 // checkTree fails unless t is a valid B-tree holding exactly want (in order): every
-// non-root node holds minItems to maxItems items, inner nodes one child more, all leaves
-// at one depth, keys in order.
+// non-root node holds minItems to maxItems items (a leaf on the right edge at least one:
+// see maybeSplitChild), inner nodes one child more, all leaves at one depth, keys in
+// order.
 func checkTree(t *testing.T, tr *BTreeMap[int, int], want []int) {
 	t.Helper()
 	if tr.Len() != len(want) {
 		t.Fatalf("Len %d, want %d", tr.Len(), len(want))
 	}
 	leafDepth := -1
-	var walk func(n *node[int, int], depth int, root bool)
-	walk = func(n *node[int, int], depth int, root bool) {
-		if !root && (len(n.items) < tr.minItems() || len(n.items) > tr.maxItems()) {
-			t.Fatalf("node at depth %d holds %d items (%d to %d allowed)", depth, len(n.items), tr.minItems(), tr.maxItems())
+	var walk func(n *node[int, int], depth int, root, rightEdge bool)
+	walk = func(n *node[int, int], depth int, root, rightEdge bool) {
+		least := tr.minItems()
+		if rightEdge && len(n.children) == 0 {
+			least = 1
+		}
+		if !root && (len(n.items) < least || len(n.items) > tr.maxItems()) {
+			t.Fatalf("node at depth %d holds %d items (%d to %d allowed)", depth, len(n.items), least, tr.maxItems())
 		}
 		if root && len(n.items) == 0 && tr.length > 0 {
 			t.Fatal("empty root of a non-empty tree")
@@ -37,12 +42,12 @@ func checkTree(t *testing.T, tr *BTreeMap[int, int], want []int) {
 		if len(n.children) != len(n.items)+1 {
 			t.Fatalf("inner node with %d items and %d children", len(n.items), len(n.children))
 		}
-		for _, c := range n.children {
-			walk(c, depth+1, false)
+		for i, c := range n.children {
+			walk(c, depth+1, false, rightEdge && i == len(n.children)-1)
 		}
 	}
 	if tr.root != nil {
-		walk(tr.root, 0, true)
+		walk(tr.root, 0, true, true)
 	}
 	var got []int
 	for k, v := range tr.Ascend(Min[int](), Max[int]()) {
@@ -109,4 +114,71 @@ func TestBuilderLarge(t *testing.T) {
 		keys[i] = i
 	}
 	checkTree(t, build(16, keys), keys)
+}
+
+// Keys inserted in increasing order leave every leaf full but the last (maxItems-1 items,
+// the last one going up as the separator: the leaf on the right edge splits at its end),
+// and leaves are most of the map's memory; the
+// map stays valid through appends, inserts in the middle and deletes that empty the
+// short last leaf.
+func TestAppendsFillLeaves(t *testing.T) {
+	for _, degree := range []int{2, 3, 16} {
+		tr := New[int, int](degree, cmp.Compare[int])
+		var want []int
+		for i := range 5000 {
+			tr.ReplaceOrInsert(2*i, -2*i)
+			want = append(want, 2*i)
+		}
+		checkTree(t, tr, want)
+		leaves, short := 0, 0
+		var walk func(n *node[int, int], last bool)
+		walk = func(n *node[int, int], last bool) {
+			if len(n.children) == 0 {
+				leaves++
+				if len(n.items) < tr.maxItems()-1 && !last {
+					short++
+				}
+			}
+			for i, c := range n.children {
+				walk(c, last && i == len(n.children)-1)
+			}
+		}
+		walk(tr.root, true)
+		if short > 0 {
+			t.Fatalf("degree %d: %d of %d leaves not full after appends", degree, short, leaves)
+		}
+		rng := rand.New(rand.NewPCG(uint64(degree), 7))
+		for op := range 20000 {
+			k := rng.IntN(2*len(want) + 40)
+			switch {
+			case op%3 == 0: // append past the end
+				k = 2*5000 + op
+				fallthrough
+			case k%2 == 1:
+				tr.ReplaceOrInsert(k, -k)
+				if i, found := slices.BinarySearch(want, k); !found {
+					want = slices.Insert(want, i, k)
+				}
+			default:
+				if _, _, ok := tr.Delete(k); ok {
+					i, _ := slices.BinarySearch(want, k)
+					want = slices.Delete(want, i, i+1)
+				}
+			}
+			if op%1000 == 0 {
+				checkTree(t, tr, want)
+			}
+		}
+		checkTree(t, tr, want)
+		for len(want) > 0 { // from the right: the short leaf is emptied by deletes
+			k := want[len(want)-1]
+			if _, _, ok := tr.Delete(k); !ok {
+				t.Fatalf("Delete(%d) found nothing", k)
+			}
+			want = want[:len(want)-1]
+			if len(want)%97 == 0 {
+				checkTree(t, tr, want)
+			}
+		}
+	}
 }

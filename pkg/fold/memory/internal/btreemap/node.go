@@ -29,9 +29,10 @@ type node[K any, V any] struct {
 	cow      *copyOnWriteContext[K, V]
 }
 
+// kv holds v first: a zero-size V (a set) then adds no padding after k.
 type kv[K any, V any] struct {
-	k K
 	v V
+	k K
 }
 
 func (n *node[K, V]) mutableFor(cow *copyOnWriteContext[K, V]) *node[K, V] {
@@ -70,6 +71,9 @@ func (n *node[K, V]) split(i int) (kv[K, V], *node[K, V]) {
 	next.items = append(next.items, n.items[i+1:]...)
 	n.items.truncate(i)
 	if len(n.children) > 0 {
+		if cap(next.children) == 0 {
+			next.children = n.cow.newChildren()
+		}
 		next.children = append(next.children, n.children[i+1:]...)
 		n.children.truncate(i + 1)
 	}
@@ -78,12 +82,23 @@ func (n *node[K, V]) split(i int) (kv[K, V], *node[K, V]) {
 
 // maybeSplitChild checks if a child should be split, and if so splits it.
 // Returns whether or not a split occurred.
-func (n *node[K, V]) maybeSplitChild(i, maxItems int) bool {
+//
+// Slipstream's copy: appending (the new key goes past the end of a leaf on the tree's
+// right edge) splits the leaf at its end instead of its middle, so that keys inserted in
+// increasing order leave full leaves behind rather than half-full ones. The new rightmost
+// leaf then starts with the one key and may hold fewer than minItems until more keys are
+// appended; remove copes with short children (it steals or merges until the child can
+// spare an item).
+func (n *node[K, V]) maybeSplitChild(i, maxItems int, appending bool) bool {
 	if len(n.children[i].items) < maxItems {
 		return false
 	}
 	first := n.mutableChild(i)
-	item, second := first.split(maxItems / 2)
+	at := maxItems / 2
+	if appending {
+		at = maxItems - 1
+	}
+	item, second := first.split(at)
 	n.items.insertAt(i, item)
 	n.children.insertAt(i+1, second)
 	return true
@@ -92,7 +107,9 @@ func (n *node[K, V]) maybeSplitChild(i, maxItems int) bool {
 // insert inserts an item into the subtree rooted at this node, making sure
 // no nodes in the subtree exceed maxItems items.  Should an equivalent item be
 // be found/replaced by insert, it will be returned.
-func (n *node[K, V]) insert(item kv[K, V], maxItems int) (_ kv[K, V], _ bool) {
+//
+// rightEdge: n is on the tree's right edge (the root, or the last child of a node on it).
+func (n *node[K, V]) insert(item kv[K, V], maxItems int, rightEdge bool) (_ kv[K, V], _ bool) {
 	i, found := findKV(n.items, item.k, n.cow.cmp)
 	if found {
 		out := n.items[i]
@@ -103,7 +120,7 @@ func (n *node[K, V]) insert(item kv[K, V], maxItems int) (_ kv[K, V], _ bool) {
 		n.items.insertAt(i, item)
 		return
 	}
-	if n.maybeSplitChild(i, maxItems) {
+	if n.maybeSplitChild(i, maxItems, rightEdge && i == len(n.items) && n.children[i].appends(item.k)) {
 		inTree := n.items[i]
 		switch c := n.cow.cmp(item.k, inTree.k); {
 		case c < 0:
@@ -116,7 +133,12 @@ func (n *node[K, V]) insert(item kv[K, V], maxItems int) (_ kv[K, V], _ bool) {
 			return out, true
 		}
 	}
-	return n.mutableChild(i).insert(item, maxItems)
+	return n.mutableChild(i).insert(item, maxItems, rightEdge && i == len(n.items))
+}
+
+// appends: n is a leaf and key sorts after its last item.
+func (n *node[K, V]) appends(key K) bool {
+	return len(n.children) == 0 && len(n.items) > 0 && n.cow.cmp(key, n.items[len(n.items)-1].k) > 0
 }
 
 // get finds the given key in the subtree and returns the key and value.
