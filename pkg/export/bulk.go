@@ -32,16 +32,24 @@ const ctxCheckEvery = 4096
 
 // bulkFill stages the export with the store's bulk loader. The records reach the loader
 // as the reader verifies their frames; the loader records the export's cursor only once
-// the sequence ended, which it does only after the trailer verified.
-func (s *Staged) bulkFill(ctx context.Context, bl BulkLoader, rd *Reader) error {
+// the sequence ended, which it does only after the trailer verified. With index, the
+// records are also recorded in s.keys (keyIndex), unless that outgrows its bound.
+func (s *Staged) bulkFill(ctx context.Context, bl BulkLoader, rd *Reader, index bool) error {
 	h := rd.Header()
 	rd.prefetchFrames()
 	defer rd.stopPrefetch()
+	var idx *keyIndex
+	if index {
+		idx = newKeyIndex(h.Count())
+	}
 	entries := func(yield func(fold.Entry, error) bool) {
 		n := 0
 		for e, err := range rd.borrowed() {
 			if n++; err == nil && n%ctxCheckEvery == 0 {
 				err = ctx.Err()
+			}
+			if idx != nil && err == nil && !idx.add(e) {
+				idx = nil
 			}
 			if !yield(e, err) || err != nil {
 				return
@@ -54,7 +62,13 @@ func (s *Staged) bulkFill(ctx context.Context, bl BulkLoader, rd *Reader) error 
 	if !rd.Verified() {
 		return errors.New("bulk load stopped before the export's end")
 	}
-	return s.checkFilled(h)
+	if err := s.checkFilled(h); err != nil {
+		return err
+	}
+	if idx != nil {
+		s.keys.Store(idx)
+	}
+	return nil
 }
 
 // checkFilled checks the filled staging store against the header and makes it durable.

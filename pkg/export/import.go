@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
 )
@@ -31,6 +32,9 @@ type StageOptions struct {
 	// OnHeader, when set, is called with the export's header once it is read and matches
 	// Expect, before the records are staged (seeding starts its check with NATS there).
 	OnHeader func(Header)
+	// IndexKeys records the staged keys in RAM (up to maxKeyIndexBytes, bulk loads only)
+	// for Staged.CheckReader.
+	IndexKeys bool
 }
 
 const (
@@ -55,10 +59,25 @@ type Staged struct {
 	Resume *fold.Resume
 	dir    string
 	open   OpenStore
+	keys   atomic.Pointer[keyIndex] // StageOptions.IndexKeys
 }
 
 // Dir is the staging directory.
 func (s *Staged) Dir() string { return s.dir }
+
+// CheckReader is the staged store to check a resume from its cursor against
+// (fold.PendingResume.Finish): with StageOptions.IndexKeys, it tells what it holds for a
+// key from the index of the staged keys (fold.PriorLooker) instead of a store lookup.
+func (s *Staged) CheckReader() fold.Store {
+	if s.keys.Load() == nil {
+		return s.Store
+	}
+	return indexedStore{s.Store, &s.keys}
+}
+
+// DropIndex releases the index of the staged keys (StageOptions.IndexKeys) once the
+// check is done; CheckReader's store then asks the staged store.
+func (s *Staged) DropIndex() { s.keys.Store(nil) }
 
 // Stage reads the export from src into a new store in dir (removing whatever dir held)
 // and verifies it: records are applied in large batches marked Resyncing, and only after
@@ -106,7 +125,7 @@ func (s *Staged) fill(ctx context.Context, rd *Reader, opts StageOptions) error 
 		return fmt.Errorf("staging store in %s is not empty", s.dir)
 	}
 	if bl, ok := s.Store.(BulkLoader); ok && !opts.NoBulk {
-		return s.bulkFill(ctx, bl, rd)
+		return s.bulkFill(ctx, bl, rd, opts.IndexKeys)
 	}
 	// Reading, verifying and decoding run in a goroutine that hands over batches, so they
 	// overlap the store's Apply.

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/slipstream-dev/slipstream/internal/testutil/natstest"
 	"github.com/slipstream-dev/slipstream/pkg/fold"
+	"github.com/slipstream-dev/slipstream/pkg/fold/pebble"
 	"github.com/slipstream-dev/slipstream/pkg/kv"
 )
 
@@ -176,13 +178,24 @@ func TestBootstrapDeltaOnly(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "node-b", "fold")
-	s, err := NewSeeder(SeedConfig{Location: f.loc, Bucket: "orders", Scope: suiteScope, KV: f.bucket, Dir: dir, Open: openPebble})
+	var staged *lookupCounter
+	open := func(dir string) (fold.Store, error) {
+		st, err := pebble.Open(dir, pebble.Options{})
+		staged = &lookupCounter{Store: st}
+		return staged, err
+	}
+	s, err := NewSeeder(SeedConfig{Location: f.loc, Bucket: "orders", Scope: suiteScope, KV: f.bucket, Dir: dir, Open: open})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st, res, err := s.Seed(context.Background(), nil)
 	if err != nil {
 		t.Fatalf("seed: %v", err)
+	}
+	// The check looked the delta's keys up in the index of the staged keys, not in the
+	// store (each such lookup loads a table block).
+	if n := staged.lookups.Load(); n != 0 {
+		t.Errorf("the check made %d lookups in the staged store", n)
 	}
 	if res.Object.Key != obj.Key || st.State().Cursor != obj.Cursor {
 		t.Fatalf("seeded from %s at %d, want %s at %d", res.Object.Key, st.State().Cursor, obj.Key, obj.Cursor)
@@ -207,7 +220,21 @@ func TestBootstrapDeltaOnly(t *testing.T) {
 	assertFoldEqualsBucket(t, f.bucket, st)
 }
 
-// assertFoldEqualsBucket compares the live keys of a fold with the bucket (within scope).
+// lookupCounter is a pebble store that counts Lookup calls (BulkLoad and Relocate stay
+// visible: the staging path uses them).
+type lookupCounter struct {
+	*pebble.Store
+	lookups atomic.Int64
+}
+
+func (c *lookupCounter) Lookup(key string) (fold.Entry, bool, error) {
+	c.lookups.Add(1)
+	return c.Store.Lookup(key)
+}
+
+// assertFoldEqualsBucket compares the live keys of a fold with the bucket (within scope),
+// and the fold's counts with them (the tail's mutations carried the check's priors: a
+// wrong one skews the counts).
 func assertFoldEqualsBucket(t *testing.T, b *kv.Bucket, st fold.Reader) {
 	t.Helper()
 	want := map[string]string{}
@@ -220,14 +247,19 @@ func assertFoldEqualsBucket(t *testing.T, b *kv.Bucket, st fold.Reader) {
 		}
 	}
 	got := map[string]string{}
+	var bytes uint64
 	for e, err := range st.Range("", false) {
 		if err != nil {
 			t.Fatalf("range: %v", err)
 		}
 		got[e.Key] = string(e.Value)
+		bytes += uint64(len(e.Key) + len(e.Value))
 	}
 	if len(got) != len(want) {
 		t.Fatalf("fold has %d live keys, bucket %d", len(got), len(want))
+	}
+	if stats, err := st.Stats(); err != nil || stats.Live != uint64(len(got)) || stats.LiveBytes != bytes {
+		t.Fatalf("fold counts %d live keys of %d bytes (%v), holds %d of %d", stats.Live, stats.LiveBytes, err, len(got), bytes)
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -162,11 +162,12 @@ func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
 	defer r.Close()
 	// The check with NATS (a verified watch from the export's cursor) starts as soon as the
 	// header gives the cursor, so the server creates its consumer while the records are
-	// staged; it reads the staged store once staging is done. The loop continues that
-	// watch (staged.Resume), with the delta it delivered, instead of fetching and
-	// verifying the delta again.
+	// staged; it reads the staged store once staging is done, asking what it holds for
+	// each key of the delta from the index of the staged keys (IndexKeys), not from the
+	// store. The loop continues that watch (staged.Resume), with the delta it delivered,
+	// instead of fetching and verifying the delta again.
 	var check *fold.PendingResume
-	opts := StageOptions{Expect: ExpectFold(s.cfg.Bucket, s.cfg.Scope), Open: s.cfg.Open}
+	opts := StageOptions{Expect: ExpectFold(s.cfg.Bucket, s.cfg.Scope), Open: s.cfg.Open, IndexKeys: s.cfg.KV != nil}
 	if s.cfg.KV != nil {
 		opts.OnHeader = func(h Header) { check = fold.StartVerifyResume(ctx, s.cfg.KV, s.cfg.Scope, h.Cursor) }
 	}
@@ -181,7 +182,8 @@ func (s *Seeder) try(ctx context.Context, o Object) (*Staged, error) {
 		return nil, errors.Join(err, staged.Discard())
 	}
 	if check != nil {
-		res, err := check.Finish(ctx, staged.Store, s.cfg.CheckTimeout)
+		res, err := check.Finish(ctx, staged.CheckReader(), s.cfg.CheckTimeout)
+		staged.DropIndex()
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("check resume: %w", err), staged.Discard())
 		}

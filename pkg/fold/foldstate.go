@@ -48,16 +48,28 @@ type recordingState struct {
 }
 
 func (f *recordingState) Holds(key string) (bool, error) {
-	e, ok, err := f.r.Lookup(key)
+	p, err := lookupPrior(f.r, key)
 	if err != nil {
 		return false, err
 	}
 	f.mu.Lock()
 	if f.priors != nil {
-		f.priors[key] = priorOf(e, ok)
+		f.priors[key] = p
 	}
 	f.mu.Unlock()
-	return ok, nil
+	return p.Exists, nil
+}
+
+// lookupPrior is r's Prior for key, through PriorLooker when r has it.
+func lookupPrior(r Reader, key string) (Prior, error) {
+	if pl, ok := r.(PriorLooker); ok {
+		return pl.LookupPrior(key)
+	}
+	e, ok, err := r.Lookup(key)
+	if err != nil {
+		return Prior{}, err
+	}
+	return PriorOf(e, ok), nil
 }
 
 // stop ends the recording and returns what was recorded.

@@ -40,11 +40,20 @@ type Prior struct {
 	ValueLen int // of a live entry
 }
 
+// PriorLooker is implemented by a Reader that can tell what it holds for a key (its Prior)
+// more cheaply than Lookup, which reads the entry: a verified resume asks it instead. The
+// answer must be exactly what Lookup would report (it becomes Mutation.Prior). Seeding
+// checks NATS against a staged export through the export's index of its keys
+// (pkg/export), so that the check does not read a table block per key of the delta.
+type PriorLooker interface {
+	LookupPrior(key string) (Prior, error)
+}
+
 // Absent is the Prior of a key the store does not hold.
 var Absent = Prior{Known: true}
 
-// priorOf is the Prior of e, found (ok) or not.
-func priorOf(e Entry, ok bool) Prior {
+// PriorOf is the Prior of e, found (ok) or not: what a Lookup reports, as a Prior.
+func PriorOf(e Entry, ok bool) Prior {
 	if !ok {
 		return Absent
 	}
