@@ -52,9 +52,11 @@ func VerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, s Store, ti
 }
 
 // PendingResume is VerifyResume started for a store that is still being built at a known
-// cursor, such as an export being staged: the watch captures the stream and creates its
-// consumer at once (tens of milliseconds of server work at a million keys), alongside the
-// building, and reads the store once Finish hands it over. Call Finish or Abort once.
+// cursor, such as an export being staged: the watch captures the stream, creates its
+// consumer (tens of milliseconds of server work at a million keys), delivers the delta
+// (up to pendingBuffer updates) and counts the stream alongside the building, and reads
+// the store once Finish hands it over (kv.WatchOptions.FoldReady). Call Finish or Abort
+// once.
 type PendingResume struct {
 	cursor  uint64
 	fs      *recordingState
@@ -63,6 +65,11 @@ type PendingResume struct {
 	w       *kv.Watcher
 	err     error
 }
+
+// pendingBuffer is the watch buffer of a PendingResume: the delta delivered while the
+// store is built waits in it (nobody reads before Finish), so a larger delta pauses the
+// watch until Finish and its count waits until the rest is delivered.
+const pendingBuffer = 1 << 16
 
 // StartVerifyResume starts VerifyResume for the store that will be at cursor; the watch
 // runs under ctx.
@@ -75,7 +82,7 @@ func StartVerifyResume(ctx context.Context, b *kv.Bucket, scope kv.Scope, cursor
 	}
 	go func() {
 		defer close(p.started)
-		p.w, p.err = b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: p.fs, FoldFrozen: true, FoldReady: p.ready, Buffer: watchBuffer})
+		p.w, p.err = b.Watch(ctx, scope, kv.WatchOptions{Cursor: cursor, Fold: p.fs, FoldFrozen: true, FoldReady: p.ready, Buffer: pendingBuffer})
 	}()
 	return p
 }

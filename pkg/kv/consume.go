@@ -64,6 +64,11 @@ func (w *Watcher) handle(msg jetstream.Msg) error {
 		meta = ackInfo{consumer: md.Consumer, seq: md.Sequence.Stream, pending: md.NumPending, created: md.Timestamp}
 	}
 	seq := meta.seq
+	if w.st.paused || (meta.consumer == w.st.retired && w.st.retired != "") {
+		// Sent before pause stopped the consumer: the next consumer starts after the last
+		// message handled.
+		return nil
+	}
 	if meta.consumer != w.st.consumer {
 		if err := w.consumerReset(meta.consumer, seq); err != nil {
 			return err
@@ -100,13 +105,23 @@ func (w *Watcher) handle(msg jetstream.Msg) error {
 		return nil
 	case phaseVerify:
 		// A message past the target: evaluate first (which may extend the target).
-		for w.st.phase == phaseVerify && seq > w.st.last {
+		for w.st.phase == phaseVerify && !w.st.paused && seq > w.st.last {
 			if err := w.finishVerify(); err != nil {
 				return err
 			}
 		}
+		if w.st.paused {
+			return nil // evaluated once the fold is ready; this message comes again then
+		}
 		if w.st.phase != phaseVerify {
 			break
+		}
+		if !w.st.ready && w.q.full() {
+			// Nobody reads before the fold is ready: stop here, and go on from this message
+			// then.
+			pauses.full.Add(1)
+			w.pause()
+			return nil
 		}
 		if err := w.st.verify.track(u.Key); err != nil {
 			return err

@@ -5,6 +5,10 @@ import "time"
 // ExactChecks returns how many exact resume checks ran in this process.
 func ExactChecks() int64 { return exactChecks.Load() }
 
+// Pauses returns how many watches paused until their fold was ready with the delta
+// counted, and with the buffer full.
+func Pauses() (counted, full int64) { return pauses.counted.Load(), pauses.full.Load() }
+
 // SetDirectMaxSeqs sets the largest delta fetched by direct gets (0: always use the
 // consumer) and returns a function restoring the previous value.
 func SetDirectMaxSeqs(n uint64) func() {

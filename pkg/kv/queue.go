@@ -66,6 +66,13 @@ func (q *queue) put(u Update, done <-chan struct{}) error {
 	return nil
 }
 
+// full reports whether put would wait.
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.buf) >= q.capacity
+}
+
 // close ends the queue: the reader takes what is buffered, then sees the end.
 func (q *queue) close() {
 	q.mu.Lock()

@@ -70,6 +70,10 @@ const (
 // need one).
 var exactChecks atomic.Int64
 
+// pauses counts pauses of watches whose fold was not ready yet, by cause (observed by
+// tests).
+var pauses struct{ counted, full atomic.Int64 }
+
 type verifyState struct {
 	fold     FoldState
 	frozen   bool // WatchOptions.FoldFrozen: look keys up in resolve, not in track
@@ -80,8 +84,20 @@ type verifyState struct {
 	overflow bool
 	rounds   int
 	done     <-chan struct{} // the watch's end
+	ready    <-chan struct{} // WatchOptions.FoldReady: lookups wait for it
+	queue    int             // capacity of the resolver's queue
 	// res looks up the keys of D of a frozen fold as they come (until resolve).
 	res *resolver
+	// counted is the stream's count taken when the delta was delivered before the fold
+	// was ready; the fold-side evaluation waits for it (whenReady).
+	counted *streamCount
+}
+
+// streamCount is what countAt read: the last sequence L_T, the subjects within scope N_T,
+// and whether the two are consistent.
+type streamCount struct {
+	last, n    uint64
+	consistent bool
 }
 
 // track adds key to D.
@@ -96,7 +112,7 @@ func (v *verifyState) track(key string) error {
 	v.d[key] = struct{}{}
 	if v.frozen {
 		if v.res == nil {
-			v.res = newResolver(v.fold, v.done)
+			v.res = newResolver(v.fold, v.queue, v.ready, v.done)
 		}
 		return v.res.add(key)
 	}
@@ -141,15 +157,26 @@ type resolver struct {
 	err     error // the first lookup error; later keys are not looked up
 }
 
-// resolverQueue is how many keys may wait for a lookup: the delivery of the delta goes on
-// while lookups lag (with 1024, lookups of a just-staged pebble store held a 10k-key
-// delta's delivery back, and the count that follows it, by 60-100 ms).
+// resolverQueue is how many keys may wait for a lookup, at least: the delivery of the
+// delta goes on while lookups lag (with 1024, lookups of a just-staged pebble store held
+// a 10k-key delta's delivery back, and the count that follows it, by 60-100 ms). Before a
+// FoldReady fold is ready, every key delivered waits: the queue is at least the watch's
+// buffer, which bounds what is delivered then (pause), so the handler never waits.
 const resolverQueue = 1 << 16
 
-func newResolver(f FoldState, done <-chan struct{}) *resolver {
-	r := &resolver{keys: make(chan string, resolverQueue), done: done}
+// newResolver starts the lookups of f, once ready is closed (nil: at once), with a queue
+// of at least queue keys.
+func newResolver(f FoldState, queue int, ready, done <-chan struct{}) *resolver {
+	r := &resolver{keys: make(chan string, max(queue, resolverQueue)), done: done}
 	for range holdsWorkers {
 		r.wg.Go(func() {
+			if ready != nil {
+				select {
+				case <-ready:
+				case <-done:
+					return
+				}
+			}
 			for {
 				var key string
 				var ok bool
@@ -219,8 +246,9 @@ func (r *resolver) finish() (uint64, error) {
 func (w *Watcher) startResume(ctx context.Context) error {
 	op := fmt.Sprintf("watch bucket %q from cursor %d", w.b.name, w.opts.Cursor)
 	w.st.verify = verifyState{fold: w.opts.Fold, frozen: w.opts.FoldFrozen, cursor: w.opts.Cursor,
-		d: make(map[string]struct{}), done: w.ctx.Done()}
-	if w.opts.FoldReady == nil {
+		d: make(map[string]struct{}), done: w.ctx.Done(), ready: w.opts.FoldReady, queue: w.opts.Buffer}
+	w.st.ready = w.opts.FoldReady == nil
+	if w.st.ready {
 		if err := w.countFold(); err != nil {
 			return err
 		}
@@ -257,23 +285,88 @@ func (w *Watcher) countFold() error {
 	return nil
 }
 
-// awaitFold waits for WatchOptions.FoldReady, then counts the fold and replaces a
-// consumer that waited long enough for the server to have removed it. Called by begin
-// with w.mu held.
+// awaitFold waits for WatchOptions.FoldReady, then counts the fold (a small delta, fetched
+// by direct gets, waits for the fold: begin). Called by begin with w.mu held.
 func (w *Watcher) awaitFold() error {
 	select {
 	case <-w.opts.FoldReady:
 	case <-w.ctx.Done():
 		return errStopped
 	}
+	return w.foldReady()
+}
+
+// foldReady counts the fold, which may now be read. Called with w.mu held.
+func (w *Watcher) foldReady() error {
 	if err := w.countFold(); err != nil {
 		return err
 	}
-	if w.cons != nil && time.Since(w.st.created) > consumerInactive/2 {
-		w.dropConsumer(w.ctx)
-		return w.consumerFrom(w.opts.Cursor + 1)
-	}
+	w.st.ready = true
 	return nil
+}
+
+// whenReady waits for WatchOptions.FoldReady while the watch delivers the delta and
+// counts the stream, then lets the verification read the fold: it evaluates a delta
+// delivered and counted meanwhile and consumes again from after the last message handled
+// if the watch paused (the rest of the delta, or the live updates).
+func (w *Watcher) whenReady() {
+	select {
+	case <-w.opts.FoldReady:
+	case <-w.ctx.Done():
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.ctx.Err() != nil {
+		return
+	}
+	if err := w.resumeReady(); err != nil && !errors.Is(err, errStopped) {
+		w.fail(err)
+	}
+}
+
+// resumeReady is whenReady's work, with w.mu held.
+func (w *Watcher) resumeReady() error {
+	if err := w.foldReady(); err != nil {
+		return err
+	}
+	if !w.st.paused {
+		return nil // still delivering: finishVerify reads the fold when the delta ends
+	}
+	w.st.paused = false
+	if c := w.st.verify.counted; c != nil {
+		w.st.verify.counted = nil
+		if err := w.st.verify.resolve(); err != nil {
+			return err
+		}
+		if err := w.evaluate(*c); err != nil {
+			return err
+		}
+	}
+	from := w.st.lastSeq + 1
+	if w.st.phase == phaseLive {
+		from = w.st.synced + 1 // what lies between was removed or is out of scope (see handle)
+	}
+	if err := w.consumerFrom(from); err != nil {
+		return err
+	}
+	return w.consume()
+}
+
+// pause stops consuming until the fold is ready (whenReady): the delta is delivered and
+// counted, or the reader's buffer is full (nobody reads before the fold is ready, and a
+// handler that waits would miss the consumer's heartbeats). The consumer is deleted;
+// messages it had already sent are ignored (handle). Called with w.mu held.
+func (w *Watcher) pause() {
+	w.st.paused = true
+	if w.cc != nil {
+		w.cc.Stop()
+		w.cc = nil
+	}
+	if w.cons != nil {
+		w.st.retired = w.st.consumer
+		w.dropConsumer(w.ctx)
+	}
 }
 
 // directResume delivers the delta with direct gets and evaluates it, extending the target
@@ -407,12 +500,19 @@ func (w *Watcher) countSubjects(ctx context.Context) (uint64, error) {
 // either extends the target (writes landed; the phase stays verify), or emits OpForget
 // updates for purged tombstones and OpSynced, or fails with ErrCursorExpired. Called with
 // w.mu held.
+//
+// Before the fold is ready (WatchOptions.FoldReady) it counts the stream only, and pauses
+// until then with the count (whenReady evaluates it).
 func (w *Watcher) finishVerify() error {
 	v := &w.st.verify
 	op := fmt.Sprintf("verify resume of bucket %q from cursor %d", w.b.name, v.cursor)
 	// The keys of a frozen fold are looked up while the stream is counted.
 	resolved := make(chan error, 1)
-	go func() { resolved <- v.resolve() }()
+	if w.st.ready {
+		go func() { resolved <- v.resolve() }()
+	} else {
+		resolved <- nil
+	}
 	last, n, consistent, err := w.countAt()
 	if rerr := <-resolved; rerr != nil {
 		return rerr
@@ -428,6 +528,22 @@ func (w *Watcher) finishVerify() error {
 		w.st.last = last
 		return nil
 	}
+	c := streamCount{last: last, n: n, consistent: consistent}
+	if !w.st.ready {
+		v.counted = &c
+		pauses.counted.Add(1)
+		w.pause()
+		return nil
+	}
+	return w.evaluate(c)
+}
+
+// evaluate settles a verification whose delta through the target is delivered and whose
+// keys are looked up, with the stream's count c: OpForget updates for purged tombstones
+// and OpSynced, or ErrCursorExpired. Called with w.mu held.
+func (w *Watcher) evaluate(c streamCount) error {
+	v := &w.st.verify
+	last, n, consistent := c.last, c.n, c.consistent
 	w.st.phase = phaseLive
 	synced := max(w.st.last, w.st.lastSeq)
 	exact := !consistent || last != w.st.last || v.overflow || v.count+v.dNew != n

@@ -32,7 +32,8 @@ var frozenFold bool
 
 // readyFold (with frozenFold) makes resume hand the fold over late
 // (kv.WatchOptions.FoldReady), as seeding does with an export still being staged: the
-// watch must neither read the fold nor deliver anything before it is ready.
+// watch delivers and counts meanwhile, but must not read the fold before it is ready
+// (gatedFold), so it cannot deliver OpSynced before either.
 var readyFold bool
 
 func resume(t *testing.T, e *env, scope kv.Scope, fold *mapFold) *kv.Watcher {
@@ -49,13 +50,7 @@ func resume(t *testing.T, e *env, scope kv.Scope, fold *mapFold) *kv.Watcher {
 	}
 	t.Cleanup(w.Stop)
 	if gated != nil {
-		select {
-		case u, ok := <-w.Updates():
-			if ok {
-				t.Fatalf("delivered %+v before the fold was ready", u)
-			}
-		case <-time.After(100 * time.Millisecond):
-		}
+		time.Sleep(100 * time.Millisecond) // the delta is delivered and counted meanwhile
 		close(gated.ready)
 	}
 	return w
@@ -354,10 +349,10 @@ func bothPaths(t *testing.T, f func(t *testing.T)) {
 	})
 }
 
-// A consumer created long before the fold is ready may have been removed by the server
-// (its inactivity threshold): the watch replaces it before it consumes, and the resume
-// still verifies. With a threshold of 100 ms and the fold ready after 1.5 s, the server has
-// removed the first consumer (without the replacement the watch fails).
+// A fold ready long after the consumer's inactivity threshold: the watch consumed the
+// delta right away and stopped consuming (deleting its consumer) until the fold was
+// ready, then consumes from a new one, so the server's removal of idle consumers never
+// meets it. With a threshold of 100 ms, the fold is ready after 1.5 s.
 func TestFoldReadyAfterConsumerInactivity(t *testing.T) {
 	restoreDirect := kv.SetDirectMaxSeqs(0)
 	defer restoreDirect()
@@ -385,6 +380,105 @@ func TestFoldReadyAfterConsumerInactivity(t *testing.T) {
 	got, _ := untilSynced(t, w, fold)
 	if len(got) != 20 {
 		t.Fatalf("resume delivered %d updates, want the 20-update delta", len(got))
+	}
+	e.put(t, "live", "1")
+	if u := next(t, w); u.Key != "live" {
+		t.Fatalf("live update %+v, want key live", u)
+	}
+}
+
+// watchGated resumes fold from its cursor with a buffer of buffer updates, handing the
+// fold over (FoldReady) only when the returned gatedFold's ready is closed.
+func watchGated(t *testing.T, e *env, scope kv.Scope, fold *mapFold, buffer int) (*kv.Watcher, *gatedFold) {
+	t.Helper()
+	gated := &gatedFold{mapFold: fold, t: t, ready: make(chan struct{})}
+	w, err := e.b.Watch(e.ctx, scope, kv.WatchOptions{Cursor: fold.cursor, Fold: gated, FoldFrozen: true, FoldReady: gated.ready, Buffer: buffer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w, gated
+}
+
+// While the fold is being built (FoldReady open), the watch delivers the whole delta,
+// and only OpSynced waits for the fold: the NATS side of the check overlaps the
+// building. The fold is not read before it is ready (gatedFold).
+func TestFoldReadyDeliversWhileBuilding(t *testing.T) {
+	restoreDirect := kv.SetDirectMaxSeqs(0)
+	defer restoreDirect()
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	for i := range 50 {
+		e.put(t, fmt.Sprintf("k.%02d", i), "0")
+	}
+	fold := syncFold(t, e, kv.Prefixes("k."))
+	for i := range 30 {
+		e.put(t, fmt.Sprintf("k.%02d", i), "1")
+		e.put(t, fmt.Sprintf("other.%02d", i), "1") // out of scope
+	}
+	counted, _ := kv.Pauses()
+	w, gated := watchGated(t, e, kv.Prefixes("k."), fold, 64)
+	delta, _ := w.Next(e.ctx, nil, 30, testTimeout)
+	if len(delta) != 30 {
+		t.Fatalf("delivered %d updates before the fold was ready, want the 30-update delta", len(delta))
+	}
+	for i, u := range delta {
+		if u.Op != kv.OpPut || u.Key != fmt.Sprintf("k.%02d", i) {
+			t.Fatalf("update %d before the fold was ready: %+v", i, u)
+		}
+	}
+	if more, _ := w.Next(e.ctx, nil, 1, 300*time.Millisecond); len(more) != 0 {
+		t.Fatalf("delivered %+v before the fold was ready", more)
+	}
+	if now, _ := kv.Pauses(); now != counted+1 {
+		t.Fatalf("%d pauses with the delta counted, want 1: the stream was not counted before the fold was ready", now-counted)
+	}
+	last := streamInfo(t, e).State.LastSeq // an out-of-scope update
+	close(gated.ready)
+	synced := next(t, w)
+	if synced.Op != kv.OpSynced || synced.Revision != last {
+		t.Fatalf("after the fold was ready: %+v, want OpSynced at %d", synced, last)
+	}
+	e.put(t, "k.99", "live")
+	if u := next(t, w); u.Key != "k.99" {
+		t.Fatalf("live update %+v, want key k.99", u)
+	}
+}
+
+// A delta larger than the watch's buffer, which nobody reads before the fold is ready:
+// the watch stops consuming when the buffer is full (a handler that waited would miss
+// heartbeats) and goes on from the next message once the fold is ready, with neither a
+// gap nor a duplicate, even though the stopped consumer had sent more.
+func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
+	restoreDirect := kv.SetDirectMaxSeqs(0)
+	defer restoreDirect()
+	e := newEnv(t, kv.BucketConfig{History: 1})
+	for i := range 50 {
+		e.put(t, fmt.Sprintf("k%02d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for i := range 40 {
+		e.put(t, fmt.Sprintf("k%02d", i), "1")
+	}
+	_, full := kv.Pauses()
+	w, gated := watchGated(t, e, kv.All(), fold, 4)
+	time.Sleep(300 * time.Millisecond)
+	if _, now := kv.Pauses(); now != full+1 {
+		t.Fatalf("%d pauses with the buffer full, want 1", now-full)
+	}
+	close(gated.ready)
+	frozenFold = true
+	defer func() { frozenFold = false }()
+	got, synced := untilSynced(t, w, fold)
+	if len(got) != 40 {
+		t.Fatalf("resume delivered %d updates, want the 40-update delta", len(got))
+	}
+	for i, u := range got {
+		if u.Key != fmt.Sprintf("k%02d", i) || (i > 0 && u.Revision != got[i-1].Revision+1) {
+			t.Fatalf("update %d: %+v after %+v", i, u, got[max(i-1, 0)])
+		}
+	}
+	if synced.Revision != got[39].Revision {
+		t.Fatalf("OpSynced at %d, want %d", synced.Revision, got[39].Revision)
 	}
 	e.put(t, "live", "1")
 	if u := next(t, w); u.Key != "live" {

@@ -31,11 +31,11 @@ type WatchOptions struct {
 	// own resume does, must leave it false.
 	FoldFrozen bool
 	// FoldReady, when set, is closed once Fold may be read: a fold still being built, such
-	// as an export being staged, at Cursor (requires FoldFrozen). Watch captures the
-	// stream and creates its consumer at once, so the server's work for it overlaps the
-	// building; Fold is read and delivery starts once FoldReady is closed. A consumer that
-	// waited longer than half its inactivity threshold is replaced first (the server may
-	// have removed it).
+	// as an export being staged, at Cursor (requires FoldFrozen). The watch does its NATS
+	// work meanwhile: it delivers the delta (while the reader's buffer has room) and counts
+	// the stream, then stops consuming until FoldReady; Fold is read, and OpSynced
+	// delivered, only after that. A small delta (direct gets) is fetched once the fold is
+	// ready.
 	FoldReady <-chan struct{}
 	// Buffer is how many updates the watch holds for its reader before delivery waits for
 	// the reader (default 1024).
@@ -96,16 +96,18 @@ const (
 
 type watchState struct {
 	phase     phase
-	last      uint64    // stream sequence captured at watch start (L)
-	lastSeq   uint64    // stream sequence of the last message handled
-	synced    uint64    // revision of a verified resume's OpSynced (see handle)
-	consumer  string    // name of the current consumer; a change means the consumer was reset
-	created   time.Time // when the current consumer was created
-	progress  uint64    // messages handled (for the idle supervisor)
-	idleSince uint64    // progress value at the previous supervisor tick
-	finishNow bool      // nothing to deliver before OpSynced: begin completes at once
-	direct    bool      // the verified delta is small: fetch it with direct gets
-	fetched   uint64    // direct gets covered every sequence up to here
+	last      uint64 // stream sequence captured at watch start (L)
+	lastSeq   uint64 // stream sequence of the last message handled
+	synced    uint64 // revision of a verified resume's OpSynced (see handle)
+	consumer  string // name of the current consumer; a change means the consumer was reset
+	retired   string // a consumer stopped by pause: its late messages are ignored
+	ready     bool   // the fold may be read (WatchOptions.FoldReady closed, or not set)
+	paused    bool   // consuming stopped until the fold is ready (pause)
+	progress  uint64 // messages handled (for the idle supervisor)
+	idleSince uint64 // progress value at the previous supervisor tick
+	finishNow bool   // nothing to deliver before OpSynced: begin completes at once
+	direct    bool   // the verified delta is small: fetch it with direct gets
+	fetched   uint64 // direct gets covered every sequence up to here
 	verify    verifyState
 }
 
@@ -186,19 +188,27 @@ func (b *Bucket) Watch(ctx context.Context, scope Scope, opts WatchOptions) (*Wa
 // direct gets), completes an empty sync or delta, and starts consuming. Called with w.mu
 // held.
 func (w *Watcher) begin() error {
-	if w.opts.FoldReady != nil {
-		if err := w.awaitFold(); err != nil {
-			return err
-		}
-	}
 	if w.st.phase == phaseVerify && w.st.direct {
+		if !w.st.ready {
+			if err := w.awaitFold(); err != nil {
+				return err
+			}
+		}
 		if err := w.directResume(); err != nil {
 			return err
 		}
 		if err := w.consumerFrom(w.st.fetched + 1); err != nil {
 			return err
 		}
+	} else if !w.st.ready {
+		go w.whenReady()
 	}
+	return w.consume()
+}
+
+// consume starts delivery from the current consumer, completing at once what had nothing
+// pending. Called with w.mu held.
+func (w *Watcher) consume() error {
 	cc, err := w.cons.Consume(w.onMsg,
 		jetstream.PullMaxMessages(500),
 		jetstream.ConsumeErrHandler(w.onConsumeErr))
@@ -310,7 +320,6 @@ func (w *Watcher) fail(err error) {
 func (w *Watcher) consumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (uint64, error) {
 	cfg.FilterSubjects = w.filters
 	cfg.InactiveThreshold = consumerInactive
-	w.st.created = time.Now()
 	cons, err := w.b.conn.js.OrderedConsumer(ctx, w.b.Stream(), cfg)
 	if err != nil {
 		return 0, mapErr(fmt.Sprintf("watch bucket %q", w.b.name), err)
