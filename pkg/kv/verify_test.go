@@ -426,11 +426,10 @@ func TestFoldReadyDeliversWhileBuilding(t *testing.T) {
 			t.Fatalf("update %d before the fold was ready: %+v", i, u)
 		}
 	}
-	if more, _ := w.Next(e.ctx, nil, 1, 300*time.Millisecond); len(more) != 0 {
+	// The stream is counted before the fold is ready, and the watch pauses.
+	eventually(t, "a pause with the delta counted", func() bool { now, _ := kv.Pauses(); return now == counted+1 })
+	if more, _ := w.Next(e.ctx, nil, 1, 100*time.Millisecond); len(more) != 0 {
 		t.Fatalf("delivered %+v before the fold was ready", more)
-	}
-	if now, _ := kv.Pauses(); now != counted+1 {
-		t.Fatalf("%d pauses with the delta counted, want 1: the stream was not counted before the fold was ready", now-counted)
 	}
 	last := streamInfo(t, e).State.LastSeq // an out-of-scope update
 	close(gated.ready)
@@ -461,10 +460,8 @@ func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
 	}
 	_, full := kv.Pauses()
 	w, gated := watchGated(t, e, kv.All(), fold, 4)
-	time.Sleep(300 * time.Millisecond)
-	if _, now := kv.Pauses(); now != full+1 {
-		t.Fatalf("%d pauses with the buffer full, want 1", now-full)
-	}
+	eventually(t, "a pause with the buffer full", func() bool { _, now := kv.Pauses(); return now == full+1 })
+	time.Sleep(100 * time.Millisecond) // the stopped consumer's late messages arrive meanwhile
 	close(gated.ready)
 	frozenFold = true
 	defer func() { frozenFold = false }()
