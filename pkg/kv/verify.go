@@ -336,10 +336,7 @@ func (w *Watcher) resumeReady() error {
 	w.st.paused = false
 	if c := w.st.verify.counted; c != nil {
 		w.st.verify.counted = nil
-		if err := w.st.verify.resolve(); err != nil {
-			return err
-		}
-		if err := w.evaluate(*c); err != nil {
+		if err := w.settleCounted(*c); err != nil {
 			return err
 		}
 	}
@@ -351,6 +348,32 @@ func (w *Watcher) resumeReady() error {
 		return err
 	}
 	return w.consume()
+}
+
+// settleCounted evaluates a delta delivered and counted before the fold was ready, if the
+// count still holds: the count proves the stream's state when it was taken, and the
+// watch goes on from after the last message it delivered, so a message written since
+// and removed before the next consumer delivers it (a delete marker purged, a TTL) would
+// go unseen. So when the stream grew since the count, the verification goes on instead
+// (like an extension under concurrent writes): the rest is delivered and the stream
+// counted again, now with the fold ready. Called with w.mu held.
+func (w *Watcher) settleCounted(c streamCount) error {
+	info, err := w.b.stream.Info(w.ctx)
+	if err != nil {
+		if w.ctx.Err() != nil {
+			return errStopped
+		}
+		return mapErr(fmt.Sprintf("verify resume of bucket %q from cursor %d", w.b.name, w.st.verify.cursor), err)
+	}
+	if info.State.LastSeq != c.last {
+		w.st.verify.rounds++
+		w.st.last = max(w.st.last, info.State.LastSeq)
+		return nil
+	}
+	if err := w.st.verify.resolve(); err != nil {
+		return err
+	}
+	return w.evaluate(c)
 }
 
 // pause stops consuming until the fold is ready (whenReady): the delta is delivered and

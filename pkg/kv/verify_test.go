@@ -483,6 +483,36 @@ func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
 	}
 }
 
+// The delta is counted while the fold is being built, but what is written after the
+// count and removed before the fold is ready (here a delete whose marker is purged) is
+// never delivered: the count no longer holds, and the watch counts again once the fold is
+// ready, which finds the key gone (ErrCursorExpired), instead of confirming the first
+// count and going on without ever learning of the delete.
+func TestFoldReadyRecountsAfterWritesDuringBuild(t *testing.T) {
+	restoreDirect := kv.SetDirectMaxSeqs(0)
+	defer restoreDirect()
+	e := newEnv(t, kv.BucketConfig{History: 5})
+	for i := range 10 {
+		e.put(t, fmt.Sprintf("k%02d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for i := range 5 {
+		e.put(t, fmt.Sprintf("k%02d", i), "1")
+	}
+	counted, _ := kv.Pauses()
+	w, gated := watchGated(t, e, kv.All(), fold, 64)
+	eventually(t, "a pause with the delta counted", func() bool { now, _ := kv.Pauses(); return now == counted+1 })
+	e.del(t, "k09") // the fold holds k09 live
+	if err := e.b.PurgeDeletes(e.ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	close(gated.ready)
+	got, err := waitEnd(t, w)
+	if !errors.Is(err, kv.ErrCursorExpired) {
+		t.Fatalf("Err = %v after %+v, want ErrCursorExpired", err, got)
+	}
+}
+
 // FoldReady is for a frozen fold resuming from a cursor.
 func TestFoldReadyNeedsFrozenResume(t *testing.T) {
 	e := newEnv(t, kv.BucketConfig{})

@@ -34,8 +34,8 @@ type WatchOptions struct {
 	// as an export being staged, at Cursor (requires FoldFrozen). The watch does its NATS
 	// work meanwhile: it delivers the delta (while the reader's buffer has room) and counts
 	// the stream, then stops consuming until FoldReady; Fold is read, and OpSynced
-	// delivered, only after that. A small delta (direct gets) is fetched once the fold is
-	// ready.
+	// delivered, only after that (after a second count if the stream grew meanwhile). A
+	// small delta (direct gets) is fetched once the fold is ready.
 	FoldReady <-chan struct{}
 	// Buffer is how many updates the watch holds for its reader before delivery waits for
 	// the reader (default 1024).
