@@ -373,7 +373,7 @@ func TestFoldReadyAfterConsumerInactivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	time.Sleep(1500 * time.Millisecond) // the fold is being built; the consumer idles
+	time.Sleep(1500 * time.Millisecond) // the fold is being built
 	close(ready)
 	frozenFold = true
 	defer func() { frozenFold = false }()
@@ -385,6 +385,23 @@ func TestFoldReadyAfterConsumerInactivity(t *testing.T) {
 	if u := next(t, w); u.Key != "live" {
 		t.Fatalf("live update %+v, want key live", u)
 	}
+}
+
+// deltaEnv fills a bucket (history) with keys k00.. (n of them), syncs a fold of all
+// keys, then rewrites the first delta keys: the fold's resume has a delta of delta
+// updates, fetched by a consumer (no direct gets).
+func deltaEnv(t *testing.T, history uint8, n, delta int) (*env, *mapFold) {
+	t.Helper()
+	t.Cleanup(kv.SetDirectMaxSeqs(0))
+	e := newEnv(t, kv.BucketConfig{History: history})
+	for i := range n {
+		e.put(t, fmt.Sprintf("k%02d", i), "0")
+	}
+	fold := syncFold(t, e, kv.All())
+	for i := range delta {
+		e.put(t, fmt.Sprintf("k%02d", i), "1")
+	}
+	return e, fold
 }
 
 // watchGated resumes fold from its cursor with a buffer of buffer updates, handing the
@@ -448,16 +465,7 @@ func TestFoldReadyDeliversWhileBuilding(t *testing.T) {
 // heartbeats) and goes on from the next message once the fold is ready, with neither a
 // gap nor a duplicate, even though the stopped consumer had sent more.
 func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
-	restoreDirect := kv.SetDirectMaxSeqs(0)
-	defer restoreDirect()
-	e := newEnv(t, kv.BucketConfig{History: 1})
-	for i := range 50 {
-		e.put(t, fmt.Sprintf("k%02d", i), "0")
-	}
-	fold := syncFold(t, e, kv.All())
-	for i := range 40 {
-		e.put(t, fmt.Sprintf("k%02d", i), "1")
-	}
+	e, fold := deltaEnv(t, 1, 50, 40)
 	_, full := kv.Pauses()
 	w, gated := watchGated(t, e, kv.All(), fold, 4)
 	eventually(t, "a pause with the buffer full", func() bool { _, now := kv.Pauses(); return now == full+1 })
@@ -489,16 +497,7 @@ func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
 // ready, which finds the key gone (ErrCursorExpired), instead of confirming the first
 // count and going on without ever learning of the delete.
 func TestFoldReadyRecountsAfterWritesDuringBuild(t *testing.T) {
-	restoreDirect := kv.SetDirectMaxSeqs(0)
-	defer restoreDirect()
-	e := newEnv(t, kv.BucketConfig{History: 5})
-	for i := range 10 {
-		e.put(t, fmt.Sprintf("k%02d", i), "0")
-	}
-	fold := syncFold(t, e, kv.All())
-	for i := range 5 {
-		e.put(t, fmt.Sprintf("k%02d", i), "1")
-	}
+	e, fold := deltaEnv(t, 5, 10, 5)
 	counted, _ := kv.Pauses()
 	w, gated := watchGated(t, e, kv.All(), fold, 64)
 	eventually(t, "a pause with the delta counted", func() bool { now, _ := kv.Pauses(); return now == counted+1 })
