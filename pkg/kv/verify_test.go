@@ -404,6 +404,22 @@ func deltaEnv(t *testing.T, history uint8, n, delta int) (*env, *mapFold) {
 	return e, fold
 }
 
+// expectPause returns a function that waits until a watch paused once more before its
+// fold was ready (kv.Pauses): with the delta counted, or else with its buffer full.
+func expectPause(t *testing.T, counted bool) func() {
+	c0, f0 := kv.Pauses()
+	return func() {
+		t.Helper()
+		eventually(t, "a pause before the fold was ready", func() bool {
+			c, f := kv.Pauses()
+			if counted {
+				return c == c0+1 && f == f0
+			}
+			return f == f0+1 && c == c0
+		})
+	}
+}
+
 // watchGated resumes fold from its cursor with a buffer of buffer updates, handing the
 // fold over (FoldReady) only when the returned gatedFold's ready is closed.
 func watchGated(t *testing.T, e *env, scope kv.Scope, fold *mapFold, buffer int) (*kv.Watcher, *gatedFold) {
@@ -432,7 +448,7 @@ func TestFoldReadyDeliversWhileBuilding(t *testing.T) {
 		e.put(t, fmt.Sprintf("k.%02d", i), "1")
 		e.put(t, fmt.Sprintf("other.%02d", i), "1") // out of scope
 	}
-	counted, _ := kv.Pauses()
+	paused := expectPause(t, true)
 	w, gated := watchGated(t, e, kv.Prefixes("k."), fold, 64)
 	delta, _ := w.Next(e.ctx, nil, 30, testTimeout)
 	if len(delta) != 30 {
@@ -443,8 +459,7 @@ func TestFoldReadyDeliversWhileBuilding(t *testing.T) {
 			t.Fatalf("update %d before the fold was ready: %+v", i, u)
 		}
 	}
-	// The stream is counted before the fold is ready, and the watch pauses.
-	eventually(t, "a pause with the delta counted", func() bool { now, _ := kv.Pauses(); return now == counted+1 })
+	paused() // the stream is counted before the fold is ready
 	if more, _ := w.Next(e.ctx, nil, 1, 100*time.Millisecond); len(more) != 0 {
 		t.Fatalf("delivered %+v before the fold was ready", more)
 	}
@@ -466,9 +481,9 @@ func TestFoldReadyDeliversWhileBuilding(t *testing.T) {
 // gap nor a duplicate, even though the stopped consumer had sent more.
 func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
 	e, fold := deltaEnv(t, 1, 50, 40)
-	_, full := kv.Pauses()
+	paused := expectPause(t, false)
 	w, gated := watchGated(t, e, kv.All(), fold, 4)
-	eventually(t, "a pause with the buffer full", func() bool { _, now := kv.Pauses(); return now == full+1 })
+	paused()
 	time.Sleep(100 * time.Millisecond) // the stopped consumer's late messages arrive meanwhile
 	close(gated.ready)
 	frozenFold = true
@@ -498,9 +513,9 @@ func TestFoldReadyPausesOnFullBuffer(t *testing.T) {
 // count and going on without ever learning of the delete.
 func TestFoldReadyRecountsAfterWritesDuringBuild(t *testing.T) {
 	e, fold := deltaEnv(t, 5, 10, 5)
-	counted, _ := kv.Pauses()
+	paused := expectPause(t, true)
 	w, gated := watchGated(t, e, kv.All(), fold, 64)
-	eventually(t, "a pause with the delta counted", func() bool { now, _ := kv.Pauses(); return now == counted+1 })
+	paused()
 	e.del(t, "k09") // the fold holds k09 live
 	if err := e.b.PurgeDeletes(e.ctx, -1); err != nil {
 		t.Fatal(err)

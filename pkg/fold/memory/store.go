@@ -117,10 +117,11 @@ func (s *Store) load(fresh bool) error {
 }
 
 // settle finishes a replay of the log into the writer's tree, whose entries were carved
-// from a. It rebuilds the tree with full nodes (inserted one at a time, as a replay does,
-// its nodes are half to two-thirds full, and the items are most of the per-entry memory
-// after the entries themselves), and records a's blocks, counting as dead the entries the
-// replay replaced or removed; re-homes when that is most of them (see arenaUse).
+// from a. It rebuilds the tree with full nodes (inserted one at a time in log order, as a
+// replay does, nodes end up about two-thirds full unless the keys came in order, and the
+// items are most of the per-entry memory after the entries), and records a's blocks,
+// counting as dead the entries the replay replaced or removed; re-homes when that is
+// most of them (see arenaUse).
 func (s *Store) settle(a *entryArena) {
 	b := newTreeBuilder()
 	var live int64
