@@ -91,6 +91,5 @@ func (s indexedStore) LookupPrior(key string) (fold.Prior, error) {
 	if x := s.idx.Load(); x != nil {
 		return x.prior(key), nil
 	}
-	e, ok, err := s.Lookup(key)
-	return fold.PriorOf(e, ok), err
+	return fold.LookupPrior(s.Store, key)
 }

@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/slipstream-dev/slipstream/pkg/fold"
@@ -55,5 +56,30 @@ func TestKeyIndexBound(t *testing.T) {
 	}
 	if used := len(x.keys) + len(x.ends)*keyIndexEntryBytes; added == 0 || added == 100 || used > maxKeyIndexBytes {
 		t.Fatalf("added %d entries, %d bytes (bound %d)", added, used, maxKeyIndexBytes)
+	}
+}
+
+// Once the index is dropped (Staged.DropIndex), the check's reader asks the store.
+func TestIndexedStoreAfterDrop(t *testing.T) {
+	st, err := openMemory(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Apply([]fold.Mutation{{Op: fold.MutPut, Key: "a", Value: []byte("xyz"), Revision: 1}}, fold.State{Cursor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var ptr atomic.Pointer[keyIndex]
+	x := newKeyIndex(1)
+	x.add(fold.Entry{Key: "b", Live: true}) // the index says otherwise than the store
+	ptr.Store(x)
+	r := indexedStore{st, &ptr}
+	if p, err := r.LookupPrior("a"); err != nil || p != fold.Absent {
+		t.Fatalf("with the index: prior(a) = %+v, %v; want the index's answer (absent)", p, err)
+	}
+	ptr.Store(nil)
+	want := fold.Prior{Known: true, Exists: true, Live: true, ValueLen: 3}
+	if p, err := r.LookupPrior("a"); err != nil || p != want {
+		t.Fatalf("after the drop: prior(a) = %+v, %v; want the store's %+v", p, err, want)
 	}
 }

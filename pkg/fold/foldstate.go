@@ -48,7 +48,7 @@ type recordingState struct {
 }
 
 func (f *recordingState) Holds(key string) (bool, error) {
-	p, err := lookupPrior(f.r, key)
+	p, err := LookupPrior(f.r, key)
 	if err != nil {
 		return false, err
 	}
@@ -60,8 +60,8 @@ func (f *recordingState) Holds(key string) (bool, error) {
 	return p.Exists, nil
 }
 
-// lookupPrior is r's Prior for key, through PriorLooker when r has it.
-func lookupPrior(r Reader, key string) (Prior, error) {
+// LookupPrior is r's Prior for key: through PriorLooker when r has it, else from Lookup.
+func LookupPrior(r Reader, key string) (Prior, error) {
 	if pl, ok := r.(PriorLooker); ok {
 		return pl.LookupPrior(key)
 	}
