@@ -14,10 +14,6 @@
 
 package btreemap
 
-import (
-	"sort"
-)
-
 // node is an internal node in a tree.
 //
 // It must at all times maintain the invariant that either
@@ -110,7 +106,15 @@ func (n *node[K, V]) maybeSplitChild(i, maxItems int, appending bool) bool {
 //
 // rightEdge: n is on the tree's right edge (the root, or the last child of a node on it).
 func (n *node[K, V]) insert(item kv[K, V], maxItems int, rightEdge bool) (_ kv[K, V], _ bool) {
-	i, found := findKV(n.items, item.k, n.cow.cmp)
+	var i int
+	var found bool
+	if last := len(n.items) - 1; rightEdge && last >= 0 && n.cow.cmp(item.k, n.items[last].k) > 0 {
+		// After every key of the tree (keys inserted in increasing order): the search
+		// would end past the last item, at every level down the right edge.
+		i = last + 1
+	} else {
+		i, found = findKV(n.items, item.k, n.cow.cmp)
+	}
 	if found {
 		out := n.items[i]
 		n.items[i] = item
@@ -450,8 +454,18 @@ func (s *items[T]) truncate(index int) {
 // list.  'found' is true if the kty already exists in the list at the given
 // index.
 func findKV[K any, V any](s items[kv[K, V]], key K, cmp CmpFunc[K]) (index int, found bool) {
-	i := sort.Search(len(s), func(i int) bool {
-		return cmp(key, s[i].k) <= 0
-	})
-	return i, i < len(s) && cmp(key, s[i].k) == 0
+	// sort.Search, with the comparison's result kept: an equal key ends the search.
+	lo, hi := 0, len(s)
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		switch c := cmp(key, s[h].k); {
+		case c > 0:
+			lo = h + 1
+		case c < 0:
+			hi = h
+		default:
+			return h, true
+		}
+	}
+	return lo, false
 }
