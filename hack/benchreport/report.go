@@ -212,6 +212,13 @@ func (rs *results) render(a row) rendered {
 	}
 	if haveRatio {
 		out.ratio = fmt.Sprintf("%.3gx", ratio)
+		if a.RatioRange != nil {
+			lo, p1 := rs.value(a.Job, a.RatioRange[0])
+			hi, p2 := rs.value(a.Job, a.RatioRange[1])
+			if p1 == "" && p2 == "" {
+				out.ratio += fmt.Sprintf(" (%.3g–%.3g)", lo, hi)
+			}
+		}
 	}
 	if a.Goal == nil {
 		return out

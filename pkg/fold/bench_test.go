@@ -144,9 +144,13 @@ func openMem(b *testing.B, dir string) fold.Store {
 
 // BenchmarkCatchUp folds the whole big bucket from an empty store into each backend and
 // compares the rate with a raw ordered consumer that only counts messages, in the same run.
-// Besides the rates it reports the process CPU time per message of each phase (server and
-// client share the process): on a loaded machine wall-clock ratios drift with the load, CPU
-// per message much less.
+// Each iteration is a round of one raw pass and one fold per backend, in an order that
+// rotates from round to round; <backend>_ratio is the median over the rounds of the
+// backend's rate over the raw rate of its own round (_ratio_min and _ratio_max the
+// extremes). One pass of the same code swings by 10-20% between rounds on a shared 2-core
+// machine, so a single round says little. Besides the rates it reports the process CPU time
+// per message of each phase (server and client share the process): on a loaded machine
+// wall-clock ratios drift with the load, CPU per message much less.
 func BenchmarkCatchUp(b *testing.B) {
 	f := getFoldBench(b)
 	type phase struct {
@@ -154,7 +158,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		alloc, cycles uint64
 	}
 	phases := map[string]*phase{}
-	measure := func(name string, run func() time.Duration) {
+	measure := func(name string, run func() time.Duration) time.Duration {
 		p := phases[name]
 		if p == nil {
 			p = &phase{}
@@ -162,32 +166,45 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		c0 := cpuTime(b)
 		a0, n0 := heapAllocs()
-		p.wall += run()
+		d := run()
+		p.wall += d
 		p.cpu += cpuTime(b) - c0
 		a1, n1 := heapAllocs()
 		p.alloc += a1 - a0
 		p.cycles += n1 - n0
+		return d
 	}
 	backends := benchBackends()
+	order := append([]string{"raw"}, backends...)
+	ratios := map[string][]float64{}
 	for i := 0; i < b.N; i++ {
-		measure("raw", func() time.Duration { return rawCatchUp(b, f.conn, f.big.Stream(), f.nBig) })
-		for _, backend := range backends {
+		round := map[string]time.Duration{}
+		for j := range order {
+			name := order[(i+j)%len(order)]
+			if name == "raw" {
+				round[name] = measure(name, func() time.Duration { return rawCatchUp(b, f.conn, f.big.Stream(), f.nBig) })
+				continue
+			}
 			dir := b.TempDir()
 			var s fold.Store
-			if backend == "memory" {
+			if name == "memory" {
 				s = openMem(b, dir)
 			} else {
 				s = openPebble(b, dir)
 			}
-			measure(backend, func() time.Duration {
+			round[name] = measure(name, func() time.Duration {
 				d, n := untilEvent(b, f.big, s, fold.EventSynced)
 				if n != f.nBig {
-					b.Fatalf("%s fold applied %d updates, want %d", backend, n, f.nBig)
+					b.Fatalf("%s fold applied %d updates, want %d", name, n, f.nBig)
 				}
 				return d
 			})
 			_ = s.Close()
 			_ = os.RemoveAll(dir)
+		}
+		for _, backend := range backends {
+			// Equal message counts: the ratio of rates is the inverse ratio of durations.
+			ratios[backend] = append(ratios[backend], round["raw"].Seconds()/round[backend].Seconds())
 		}
 	}
 	msgs := float64(f.nBig * b.N)
@@ -201,7 +218,10 @@ func BenchmarkCatchUp(b *testing.B) {
 	for _, backend := range backends {
 		p := phases[backend]
 		b.ReportMetric(rate(p), backend+"_msgs/s")
-		b.ReportMetric(rate(p)/rate(raw), backend+"_ratio")
+		r := ratios[backend]
+		b.ReportMetric(median(r), backend+"_ratio")
+		b.ReportMetric(slices.Min(r), backend+"_ratio_min")
+		b.ReportMetric(slices.Max(r), backend+"_ratio_max")
 		b.ReportMetric(perMsg(p.cpu), backend+"_cpu_us/msg")
 		b.ReportMetric(float64(p.alloc)/msgs, backend+"_alloc_B/msg")
 		b.ReportMetric(float64(p.cycles)/float64(b.N), backend+"_gc_cycles")

@@ -1,6 +1,7 @@
 package fold_test
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"slices"
@@ -112,8 +113,9 @@ func BenchmarkRestartVsNaive(b *testing.B) {
 	b.ReportMetric(ms(median(slip))/ms(median(naive)), "ratio")
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
+// median is the middle value of xs (the upper one of an even count).
+func median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
