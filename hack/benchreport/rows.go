@@ -133,14 +133,16 @@ var areas = []area{
 			"1,000 puts/s from NATS while it serves; the baseline is a plain `net/http` server answering " +
 			"the same GETs from a Go map, measured right after under the same write stream. Idle: the " +
 			"agent serves with NATS unreachable (no writes). In-process: `Store.Get` of random keys on a " +
-			"reopened pebble fold (reads from sstables).",
+			"reopened pebble fold (reads from sstables); its baseline is a loop of register arithmetic " +
+			"timed as often as the Gets and sized to the Get's median, whose p99 is what interrupts, " +
+			"preemption and steal time alone do to an operation that long on this machine.",
 		Rows: []row{
 			{Job: "read-load-1m", Label: "agent GET under 1,000 writes/s, {keys} keys, p50", Figure: same("ReadAPIUnderLoad", "get-p50-ms"), Base: p(same("ReadAPIUnderLoad", "plain-p50-ms")), BaseLabel: "plain net/http + map, p50", Unit: "ms"},
 			{Job: "read-load-1m", Label: "agent GET under 1,000 writes/s, {keys} keys, p99", Figure: same("ReadAPIUnderLoad", "get-p99-ms"), Base: p(same("ReadAPIUnderLoad", "plain-p99-ms")), BaseLabel: "plain net/http + map, p99", Unit: "ms", Goal: below(1, "p99 < 1 ms", "#4")},
 			{Job: "read-idle-1m", Label: "agent GET, idle fold, {keys} keys, p50", Figure: same("ReadAPI", "get-p50-ms"), Unit: "ms"},
 			{Job: "read-idle-1m", Label: "agent GET, idle fold, {keys} keys, p99", Figure: same("ReadAPI", "get-p99-ms"), Unit: "ms", Goal: below(1, "p99 < 1 ms", "#4")},
-			{Job: "get-1m", Label: "in-process pebble `Get`, {keys} keys, p50", Figure: same("GetP99", "p50-us"), Unit: "us"},
-			{Job: "get-1m", Label: "in-process pebble `Get`, {keys} keys, p99", Figure: same("GetP99", "p99-us"), Unit: "us", Goal: below(20, "p99 < 20 us", "#3")},
+			{Job: "get-1m", Label: "in-process pebble `Get`, {keys} keys, p50", Figure: same("GetP99", "p50-us"), Base: p(same("GetP99", "floor-p50-us")), BaseLabel: "pure-CPU loop sized to the Get's p50, p50", Unit: "us"},
+			{Job: "get-1m", Label: "in-process pebble `Get`, {keys} keys, p99", Figure: same("GetP99", "p99-us"), Base: p(same("GetP99", "floor-p99-us")), BaseLabel: "the same loop, p99 (the machine's floor)", Unit: "us", Goal: below(20, "p99 < 20 us", "#3")},
 		},
 	},
 	{
