@@ -2,6 +2,7 @@ package fold_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/metrics"
@@ -25,7 +26,10 @@ import (
 // (SLIPSTREAM_BENCH_SYNC=1 fsyncs every Apply instead).
 //
 // Benchmarks share one server holding two buckets: "big" with SLIPSTREAM_BENCH_KEYS keys
-// (default 1M) and "small" with a tenth of that, 256-byte values.
+// (default 1M) and "small" with a tenth of that, 256-byte values, each written in key
+// order. SLIPSTREAM_BENCH_ORDER=shuffled writes the big bucket's keys in a fixed random
+// order instead, so that a catch-up delivers them in no particular key order (the restart
+// benchmarks need key order: they check each key's revision).
 
 type foldBench struct {
 	srv        *natstest.Server
@@ -46,11 +50,25 @@ func getFoldBench(b *testing.B) *foldBench {
 	foldBenchOnce.Do(func() {
 		fb.nBig = benchdata.Keys(1_000_000)
 		fb.nSmall = max(fb.nBig/10, 1)
+		var shuffled bool
+		switch order := os.Getenv("SLIPSTREAM_BENCH_ORDER"); order {
+		case "", "key":
+		case "shuffled":
+			shuffled = true
+		default:
+			fb.err = fmt.Errorf("SLIPSTREAM_BENCH_ORDER=%q: want key or shuffled", order)
+			return
+		}
 		fb.srv, fb.conn, fb.err = benchdata.Server()
 		if fb.err != nil {
 			return
 		}
-		if fb.big, fb.err = benchdata.Fill(fb.conn, "big", fb.nBig); fb.err != nil {
+		if shuffled {
+			fb.big, fb.err = benchdata.FillShuffled(fb.conn, "big", fb.nBig, 1)
+		} else {
+			fb.big, fb.err = benchdata.Fill(fb.conn, "big", fb.nBig)
+		}
+		if fb.err != nil {
 			return
 		}
 		fb.small, fb.err = benchdata.Fill(fb.conn, "small", fb.nSmall)

@@ -6,6 +6,7 @@ package benchdata
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -101,6 +102,16 @@ func Server() (*natstest.Server, *kv.Conn, error) {
 
 // Fill creates bucket name and publishes keys Key(0..n-1), each with a ValueSize value.
 func Fill(conn *kv.Conn, name string, n int) (*kv.Bucket, error) {
+	return fill(conn, name, n, nil)
+}
+
+// FillShuffled is Fill with the keys published in a random order that seed fixes: a
+// bucket whose stream order has nothing to do with its key order, as in most real ones.
+func FillShuffled(conn *kv.Conn, name string, n int, seed uint64) (*kv.Bucket, error) {
+	return fill(conn, name, n, rand.New(rand.NewPCG(seed, seed)))
+}
+
+func fill(conn *kv.Conn, name string, n int, shuffle *rand.Rand) (*kv.Bucket, error) {
 	b, err := conn.CreateBucket(context.Background(), kv.BucketConfig{Name: name})
 	if err != nil {
 		return nil, err
@@ -108,6 +119,9 @@ func Fill(conn *kv.Conn, name string, n int) (*kv.Bucket, error) {
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = Key(i)
+	}
+	if shuffle != nil {
+		shuffle.Shuffle(n, func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	}
 	return b, Publish(conn, name, keys)
 }
