@@ -36,7 +36,7 @@ var plan = []job{
 	{ID: "catchup-1m", Pkg: "./pkg/fold", Bench: "^BenchmarkCatchUp$", Benchtime: "5x", QuickBenchtime: "3x", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "catchup-1m-shuffled", Pkg: "./pkg/fold", Bench: "^BenchmarkCatchUp$", Benchtime: "3x", QuickBenchtime: "3x", Keys: 1_000_000, QuickKeys: 50_000,
 		Env: map[string]string{"SLIPSTREAM_BENCH_ORDER": "shuffled"}},
-	{ID: "kv-watch-1m", Pkg: "./pkg/kv", Bench: "^Benchmark(WatchFullBucket|ResumeLatency)$", Keys: 1_000_000, QuickKeys: 50_000},
+	{ID: "kv-watch-1m", Pkg: "./pkg/kv", Bench: "^Benchmark(WatchFullBucket|ResumeLatency)$", Benchtime: "5x", QuickBenchtime: "3x", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "ingest-1m", Pkg: "./pkg/fold/pebble", Bench: "^BenchmarkIngest$", Keys: 1_000_000, QuickKeys: 50_000},
 	{ID: "restart-100k", Pkg: "./pkg/fold", Bench: "^BenchmarkRestartVsNaive$", Keys: 100_000, QuickKeys: 10_000},
 	{ID: "restart-1m", Pkg: "./pkg/fold", Bench: "^BenchmarkRestartVsNaive$", Keys: 1_000_000, QuickKeys: 30_000},

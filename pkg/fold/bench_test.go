@@ -237,7 +237,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		p := phases[backend]
 		b.ReportMetric(rate(p), backend+"_msgs/s")
 		r := ratios[backend]
-		b.ReportMetric(median(r), backend+"_ratio")
+		b.ReportMetric(benchdata.Median(r), backend+"_ratio")
 		b.ReportMetric(slices.Min(r), backend+"_ratio_min")
 		b.ReportMetric(slices.Max(r), backend+"_ratio_max")
 		b.ReportMetric(perMsg(p.cpu), backend+"_cpu_us/msg")
@@ -326,11 +326,8 @@ func BenchmarkRestart(b *testing.B) {
 			_ = s.Close()
 		}
 	}
-	median := func(ds []time.Duration) float64 {
-		slices.Sort(ds)
-		return float64(ds[len(ds)/2].Microseconds()) / 1000
-	}
-	big, small := median(fixtures[0].took), median(fixtures[1].took)
+	ms := func(ds []time.Duration) float64 { return float64(benchdata.Median(ds).Microseconds()) / 1000 }
+	big, small := ms(fixtures[0].took), ms(fixtures[1].took)
 	b.ReportMetric(big, "big_restart_ms")
 	b.ReportMetric(small, "small_restart_ms")
 	b.ReportMetric(big/small, "big/small")

@@ -1,7 +1,6 @@
 package fold_test
 
 import (
-	"cmp"
 	"context"
 	"os"
 	"slices"
@@ -107,17 +106,10 @@ func BenchmarkRestartVsNaive(b *testing.B) {
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(float64(n), "keys")
-	b.ReportMetric(ms(median(slip)), "restart_ms")
+	b.ReportMetric(ms(benchdata.Median(slip)), "restart_ms")
 	b.ReportMetric(ms(slices.Max(slip)), "restart_max_ms")
-	b.ReportMetric(ms(median(naive)), "naive_ms")
-	b.ReportMetric(ms(median(slip))/ms(median(naive)), "ratio")
-}
-
-// median is the middle value of xs (the upper one of an even count).
-func median[T cmp.Ordered](xs []T) T {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
+	b.ReportMetric(ms(benchdata.Median(naive)), "naive_ms")
+	b.ReportMetric(ms(benchdata.Median(slip))/ms(benchdata.Median(naive)), "ratio")
 }
 
 // checkRevisions fails unless a sample of the bucket's keys sits at the revision

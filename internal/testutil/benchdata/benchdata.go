@@ -4,10 +4,12 @@
 package benchdata
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +31,14 @@ func Keys(def int) int {
 		return v
 	}
 	return def
+}
+
+// Median is the middle value of xs (the upper one of an even count): benchmarks that run
+// rounds report it, since one round on a shared machine is a draw.
+func Median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // Key is the name of the i-th fixture key.
