@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/metrics"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -236,10 +235,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	for _, backend := range backends {
 		p := phases[backend]
 		b.ReportMetric(rate(p), backend+"_msgs/s")
-		r := ratios[backend]
-		b.ReportMetric(benchdata.Median(r), backend+"_ratio")
-		b.ReportMetric(slices.Min(r), backend+"_ratio_min")
-		b.ReportMetric(slices.Max(r), backend+"_ratio_max")
+		benchdata.ReportRatios(b, backend+"_ratio", ratios[backend])
 		b.ReportMetric(perMsg(p.cpu), backend+"_cpu_us/msg")
 		b.ReportMetric(float64(p.alloc)/msgs, backend+"_alloc_B/msg")
 		b.ReportMetric(float64(p.cycles)/float64(b.N), backend+"_gc_cycles")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -89,9 +88,7 @@ func BenchmarkWatchFullBucket(b *testing.B) {
 	}
 	b.ReportMetric(float64(total*b.N)/kvDur.Seconds(), "kv_msgs/s")
 	b.ReportMetric(float64(total*b.N)/rawDur.Seconds(), "raw_msgs/s")
-	b.ReportMetric(benchdata.Median(ratios), "ratio")
-	b.ReportMetric(slices.Min(ratios), "ratio_min")
-	b.ReportMetric(slices.Max(ratios), "ratio_max")
+	benchdata.ReportRatios(b, "ratio", ratios)
 }
 
 func kvWatch(b *testing.B, f *benchFixture, want int) time.Duration {

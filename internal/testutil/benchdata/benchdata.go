@@ -41,6 +41,14 @@ func Median[T cmp.Ordered](xs []T) T {
 	return s[len(s)/2]
 }
 
+// ReportRatios reports the median of a benchmark's per-round ratios as metric name, and
+// the lowest and highest as name_min and name_max (the report's bracketed range).
+func ReportRatios(b *testing.B, name string, ratios []float64) {
+	b.ReportMetric(Median(ratios), name)
+	b.ReportMetric(slices.Min(ratios), name+"_min")
+	b.ReportMetric(slices.Max(ratios), name+"_max")
+}
+
 // Key is the name of the i-th fixture key.
 func Key(i int) string { return fmt.Sprintf("k.%07d", i) }
 
