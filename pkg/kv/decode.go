@@ -1,7 +1,7 @@
 package kv
 
 import (
-	"strconv"
+	"math"
 	"strings"
 	"time"
 
@@ -94,11 +94,33 @@ func parseAck(reply string) (ackInfo, bool) {
 	default:
 		return ackInfo{}, false
 	}
-	seq, err1 := strconv.ParseUint(t[2], 10, 64)
-	ts, err2 := strconv.ParseInt(t[4], 10, 64)
-	pending, err3 := strconv.ParseUint(t[5], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
+	seq, ok1 := parseDecimal(t[2])
+	ts, ok2 := parseDecimal(t[4])
+	pending, ok3 := parseDecimal(t[5])
+	if !ok1 || !ok2 || !ok3 || ts > math.MaxInt64 {
 		return ackInfo{}, false
 	}
-	return ackInfo{consumer: t[0], seq: seq, pending: pending, created: time.Unix(0, ts)}, true
+	return ackInfo{consumer: t[0], seq: seq, pending: pending, created: time.Unix(0, int64(ts))}, true
+}
+
+// parseDecimal parses a non-empty unsigned decimal without sign, prefix or underscores
+// (the numbers of an ack subject), as strconv.ParseUint(s, 10, 64) would, in half its
+// time (BenchmarkParseDecimal): parseAck runs once per message a watch receives.
+func parseDecimal(s string) (uint64, bool) {
+	const safeDigits = 19 // 10^19-1 < 2^64: no overflow is possible before the 20th digit
+	if len(s) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		d := uint64(s[i]) - '0'
+		if d > 9 {
+			return 0, false
+		}
+		if i >= safeDigits && n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }

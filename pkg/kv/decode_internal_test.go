@@ -2,6 +2,8 @@ package kv
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +109,80 @@ func TestParseAckRealMessage(t *testing.T) {
 	if !ok || got.consumer != md.Consumer || got.seq != md.Sequence.Stream || got.seq != 2 ||
 		got.pending != md.NumPending || !got.created.Equal(md.Timestamp) {
 		t.Fatalf("parseAck(%q) = %+v, %v; metadata %+v", msg.Reply(), got, ok, md)
+	}
+}
+
+// parseAckStrconv decodes an ack subject with strings.Split and strconv's parsers: the
+// independent reference FuzzParseAck compares parseAck with.
+func parseAckStrconv(reply string) (ackInfo, bool) {
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if !ok {
+		return ackInfo{}, false
+	}
+	tok := strings.Split(rest, ".")
+	switch len(tok) {
+	case 7:
+		tok = tok[1:]
+	case 9, 10:
+		tok = tok[3:]
+	default:
+		return ackInfo{}, false
+	}
+	for _, i := range []int{2, 4, 5} {
+		if strings.HasPrefix(tok[i], "+") || strings.HasPrefix(tok[i], "-") {
+			return ackInfo{}, false // signs strconv accepts; the server never writes one
+		}
+	}
+	seq, err1 := strconv.ParseUint(tok[2], 10, 64)
+	ts, err2 := strconv.ParseInt(tok[4], 10, 64)
+	pending, err3 := strconv.ParseUint(tok[5], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return ackInfo{}, false
+	}
+	return ackInfo{consumer: tok[0], seq: seq, pending: pending, created: time.Unix(0, ts)}, true
+}
+
+func FuzzParseAck(f *testing.F) {
+	for _, s := range []string{
+		"$JS.ACK.KV_b.cons_1.1.42.7.1767323045000000006.9",
+		"$JS.ACK._.ACCHASH.KV_b.cons_2.1.43.8.1767323045000000006.0",
+		"$JS.ACK.hub.ACCHASH.KV_b.cons_2.1.43.8.1767323045000000006.0.rnd",
+		"$JS.ACK.s.c.1.18446744073709551615.1.9223372036854775807.18446744073709551615",
+		"$JS.ACK.s.c.1.18446744073709551616.1.9223372036854775808.0",
+		"$JS.ACK.s.c.1.+1.1.-1.0",
+		"$JS.ACK.s.c.1..1.1.0",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, reply string) {
+		got, ok := parseAck(reply)
+		want, wantOK := parseAckStrconv(reply)
+		if ok != wantOK || got.consumer != want.consumer || got.seq != want.seq ||
+			got.pending != want.pending || !got.created.Equal(want.created) {
+			t.Fatalf("parseAck(%q) = %+v, %v; strconv parsing gives %+v, %v", reply, got, ok, want, wantOK)
+		}
+	})
+}
+
+// BenchmarkParseDecimal: parseAck parses three numbers per message a watch receives;
+// strconv.ParseUint is the baseline.
+func BenchmarkParseDecimal(b *testing.B) {
+	nums := []string{"734512", "1767323045123456789", "265488"}
+	for _, c := range []struct {
+		name  string
+		parse func(string) (uint64, bool)
+	}{
+		{"strconv", func(s string) (uint64, bool) { n, err := strconv.ParseUint(s, 10, 64); return n, err == nil }},
+		{"parseDecimal", parseDecimal},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				for _, s := range nums {
+					if _, ok := c.parse(s); !ok {
+						b.Fatal("no parse")
+					}
+				}
+			}
+		})
 	}
 }
