@@ -13,7 +13,12 @@ import (
 // batches into an empty fold store (Apply, SyncNone, puts whose Prior is fold.Absent, as in a first state sync)
 // and, as the baseline, into a raw Pebble database with the same cache and memtable sizes
 // (the store's defaults), one Batch.Commit(NoSync) per 1,000 keys. Reports both rates and
-// fold/raw.
+// fold/raw. The baseline keeps Pebble's default table options and writes no state or
+// counts keys: with keys in order its flushed tables do not overlap and stay where they
+// are, while every table the store flushes spans up to its metadata keys and overlaps
+// the next one, so the store also pays one compaction of everything (a probe of 1M keys
+// in order: 4 compactions rewriting 21 MB into L6, against one of 3 MB without the
+// metadata keys).
 func BenchmarkIngest(b *testing.B) {
 	n := foldtest.BenchKeys(1_000_000)
 	val := make([]byte, 256)
