@@ -57,6 +57,7 @@ var plan = []job{
 	{ID: "memory-apply-get", Pkg: "./pkg/fold/memory", Bench: "^Benchmark(Apply|Get)$", Benchtime: "2s", QuickBenchtime: "100ms"},
 	{ID: "agent-get-handler", Pkg: "./internal/agent", Bench: "^BenchmarkGetHandler$", Benchtime: "2s", QuickBenchtime: "100ms"},
 	{ID: "controller-aggregate", Pkg: "./internal/controller", Bench: "^BenchmarkAggregate1000Nodes$", Benchtime: "2s", QuickBenchtime: "100ms"},
+	{ID: "kv-parse-ack", Pkg: "./pkg/kv", Bench: "^BenchmarkParseDecimal$", Benchtime: "2s", QuickBenchtime: "100ms"},
 }
 
 // resolved is a job with its mode applied: what exactly runs.
