@@ -161,17 +161,23 @@ func openMem(b *testing.B, dir string) fold.Store {
 
 // BenchmarkCatchUp folds the whole big bucket from an empty store into each backend and
 // compares the rate with a raw ordered consumer that only counts messages, in the same run.
+// A third fold, cursoronly, stores nothing but the cursor: its ratio is the ceiling the
+// watch and loop leave for any store (see benchBackends).
 // Each iteration is a round of one raw pass and one fold per backend, in an order that
 // rotates from round to round; <backend>_ratio is the median over the rounds of the
 // backend's rate over the raw rate of its own round (_ratio_min and _ratio_max the
 // extremes). One pass of the same code swings by 10-20% between rounds on a shared 2-core
 // machine, so a single round says little. Besides the rates it reports the process CPU time
 // per message of each phase (server and client share the process): on a loaded machine
-// wall-clock ratios drift with the load, CPU per message much less.
+// wall-clock ratios drift with the load, CPU per message much less. _gc_us/msg is the
+// collector's share of it (the runtime's estimate), and _cores the CPU time over the wall
+// time: every phase runs at about the same number of cores (1.6-1.7 of the 2 here), so a
+// phase's rate follows the inverse of its CPU per message, and the fold's ratio is about
+// raw_cpu_us/msg over its own.
 func BenchmarkCatchUp(b *testing.B) {
 	f := getFoldBench(b)
 	type phase struct {
-		wall, cpu     time.Duration
+		wall, cpu, gc time.Duration
 		alloc, cycles uint64
 	}
 	phases := map[string]*phase{}
@@ -182,13 +188,14 @@ func BenchmarkCatchUp(b *testing.B) {
 			phases[name] = p
 		}
 		c0 := cpuTime(b)
-		a0, n0 := heapAllocs()
+		h0 := heapAllocs()
 		d := run()
 		p.wall += d
 		p.cpu += cpuTime(b) - c0
-		a1, n1 := heapAllocs()
-		p.alloc += a1 - a0
-		p.cycles += n1 - n0
+		h1 := heapAllocs()
+		p.alloc += h1.bytes - h0.bytes
+		p.cycles += h1.cycles - h0.cycles
+		p.gc += h1.gcCPU - h0.gcCPU
 		return d
 	}
 	backends := benchBackends()
@@ -204,10 +211,15 @@ func BenchmarkCatchUp(b *testing.B) {
 			}
 			dir := b.TempDir()
 			var s fold.Store
-			if name == "memory" {
+			switch name {
+			case "memory":
 				s = openMem(b, dir)
-			} else {
+			case "pebble":
 				s = openPebble(b, dir)
+			case "cursoronly":
+				s = cursorOnly{openMem(b, dir)}
+			default:
+				b.Fatalf("SLIPSTREAM_BENCH_BACKENDS: unknown fold %q (want memory, pebble or cursoronly)", name)
 			}
 			round[name] = measure(name, func() time.Duration {
 				d, n := untilEvent(b, f.big, s, fold.EventSynced)
@@ -227,11 +239,14 @@ func BenchmarkCatchUp(b *testing.B) {
 	msgs := float64(f.nBig * b.N)
 	rate := func(p *phase) float64 { return msgs / p.wall.Seconds() }
 	perMsg := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / msgs }
+	cores := func(p *phase) float64 { return p.cpu.Seconds() / p.wall.Seconds() }
 	raw := phases["raw"]
 	b.ReportMetric(rate(raw), "raw_msgs/s")
 	b.ReportMetric(perMsg(raw.cpu), "raw_cpu_us/msg")
 	b.ReportMetric(float64(raw.alloc)/msgs, "raw_alloc_B/msg")
 	b.ReportMetric(float64(raw.cycles)/float64(b.N), "raw_gc_cycles")
+	b.ReportMetric(perMsg(raw.gc), "raw_gc_us/msg")
+	b.ReportMetric(cores(raw), "raw_cores")
 	for _, backend := range backends {
 		p := phases[backend]
 		b.ReportMetric(rate(p), backend+"_msgs/s")
@@ -239,30 +254,47 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.ReportMetric(perMsg(p.cpu), backend+"_cpu_us/msg")
 		b.ReportMetric(float64(p.alloc)/msgs, backend+"_alloc_B/msg")
 		b.ReportMetric(float64(p.cycles)/float64(b.N), backend+"_gc_cycles")
+		b.ReportMetric(perMsg(p.gc), backend+"_gc_us/msg")
+		b.ReportMetric(cores(p), backend+"_cores")
 	}
 }
 
-// heapAllocs returns the bytes allocated on the heap and the GC cycles completed so far
-// (by the whole process: the in-process server's garbage counts too).
-func heapAllocs() (bytes, cycles uint64) {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+// heapStats are process-wide counters (the in-process server's garbage counts too).
+type heapStats struct {
+	bytes, cycles uint64        // heap bytes allocated, GC cycles completed
+	gcCPU         time.Duration // estimated CPU spent in the collector (mark, assists, pauses)
+}
+
+// heapAllocs reads the heapStats so far; zeros where the runtime does not offer a metric.
+func heapAllocs() heapStats {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	metrics.Read(s)
-	for _, x := range s {
-		if x.Value.Kind() != metrics.KindUint64 {
-			return 0, 0
-		}
+	var h heapStats
+	if s[0].Value.Kind() == metrics.KindUint64 && s[1].Value.Kind() == metrics.KindUint64 {
+		h.bytes, h.cycles = s[0].Value.Uint64(), s[1].Value.Uint64()
 	}
-	return s[0].Value.Uint64(), s[1].Value.Uint64()
+	if s[2].Value.Kind() == metrics.KindFloat64 {
+		h.gcCPU = time.Duration(s[2].Value.Float64() * float64(time.Second))
+	}
+	return h
 }
 
-// benchBackends are the backends BenchmarkCatchUp folds into: SLIPSTREAM_BENCH_BACKENDS
-// (comma-separated, e.g. "memory" to profile one), default both.
+// benchBackends are the folds BenchmarkCatchUp runs: SLIPSTREAM_BENCH_BACKENDS
+// (comma-separated, e.g. "memory" to profile one), default all three: both backends, and
+// cursoronly, the same watch and loop over a store that records only the cursor.
 func benchBackends() []string {
 	if v := os.Getenv("SLIPSTREAM_BENCH_BACKENDS"); v != "" {
 		return strings.Split(v, ",")
 	}
-	return []string{"memory", "pebble"}
+	return []string{"cursoronly", "memory", "pebble"}
 }
+
+// cursorOnly is a memory store that applies each batch's cursor and drops its mutations:
+// BenchmarkCatchUp's measure of what the watch and the loop cost before any store work.
+// Its folds hold nothing; only their rates mean anything.
+type cursorOnly struct{ fold.Store }
+
+func (c cursorOnly) Apply(_ []fold.Mutation, st fold.State) error { return c.Store.Apply(nil, st) }
 
 // cpuTime is the CPU time (user + system) the process has used so far.
 func cpuTime(b *testing.B) time.Duration {
