@@ -76,10 +76,10 @@ var areas = []area{
 			"key order, so a catch-up inserts every key after the last one; the shuffled job writes the same " +
 			"keys in a fixed random order, as most real buckets are, and carries no goal either. " +
 			"The watch-and-loop rows fold into a store that applies each batch's cursor and drops its " +
-			"updates: the same watch, batching and hand-off with no store work, so their ratio is the " +
-			"ceiling any backend's ratio can reach on this machine. Every phase runs at about the same " +
-			"number of cores (the _cores metrics in the raw table), so a phase's rate follows the inverse " +
-			"of its CPU per message.",
+			"updates: the same watch, batching and hand-off with no store work, so their ratio is about " +
+			"the most any backend's ratio can reach on this machine. Every phase runs at about the same " +
+			"number of cores (the _cores metrics under All results), so a phase's rate follows the " +
+			"inverse of its CPU per message (_cpu_us/msg).",
 		Rows: []row{
 			{Job: "catchup-100k", Label: "watch and loop alone (a store that records only the cursor), {keys} keys", Figure: same("CatchUp", "cursoronly_msgs/s"), Base: p(same("CatchUp", "raw_msgs/s")), BaseLabel: "raw consumer", Ratio: p(same("CatchUp", "cursoronly_ratio")), RatioRange: spread("CatchUp", "cursoronly_ratio"), Unit: "msgs/s"},
 			{Job: "catchup-100k", Label: "memory fold, {keys} keys", Figure: same("CatchUp", "memory_msgs/s"), Base: p(same("CatchUp", "raw_msgs/s")), BaseLabel: "raw consumer", Ratio: p(same("CatchUp", "memory_ratio")), RatioRange: spread("CatchUp", "memory_ratio"), Unit: "msgs/s"},
